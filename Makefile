@@ -1,0 +1,63 @@
+# Two commands matter: `make run` (the embedded stack) and `make test` (the whole suite).
+# Both set up everything they need from a fresh clone; warm caches make the second time fast.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+VENV := .venv
+KAFKA_LIBS := infra/kafka/libs
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: run test test-unit test-integration setup kafka images lint clean
+
+run: setup
+	exec $(VENV)/bin/streams dev
+
+test:
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory setup images && \
+	setup_done=$$(date +%s); \
+	echo "== set-up took $$((setup_done - start))s"; \
+	$(MAKE) --no-print-directory lint && \
+	$(VENV)/bin/pytest tests; status=$$?; \
+	end=$$(date +%s); \
+	echo "== set-up took $$((setup_done - start))s, checks and tests took $$((end - setup_done))s"; \
+	exit $$status
+
+test-unit: setup
+	$(VENV)/bin/pytest tests/unit
+
+test-integration: setup images
+	$(VENV)/bin/pytest tests/integration
+
+setup: $(VENV)/.synced $(KAFKA_LIBS)/.fetched
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --quiet
+	touch $@
+
+# The broker's jars, pinned in infra/kafka/pom.xml, from Maven Central (cached in ~/.m2).
+kafka: $(KAFKA_LIBS)/.fetched
+$(KAFKA_LIBS)/.fetched: infra/kafka/pom.xml
+	rm -rf $(KAFKA_LIBS)
+	cd infra/kafka && mvn -q -B dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=libs
+	touch $@
+
+# Container images for the integration tests, built locally (nothing can be pulled).
+images: $(KAFKA_LIBS)/.fetched
+	bash infra/docker/ensure-engine.sh
+	bash infra/kafka/build-image.sh
+	bash infra/ferretdb/build-image.sh
+	bash infra/ably-standin/build-image.sh
+
+lint: setup
+	$(VENV)/bin/ruff check streams tests
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .tools .build $(KAFKA_LIBS) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,102 @@
+"""The one settings object, read once from the environment. Nothing else reads os.environ."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["REPO_ROOT", "Secret", "Settings"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Secret:
+    """A value that never shows itself in logs, reprs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str | None
+    """`STREAMS_KAFKA_BOOTSTRAP`; None means the embedded broker recorded in `data_dir`."""
+    data_dir: Path
+    web_port: int
+    partitions: int
+    replication_factor: int
+    api_token: Secret | None
+    app_jwt_secret: Secret | None
+    ably_api_key: Secret | None
+    ably_endpoint: str | None
+    ghl_ed25519_public_key: str | None
+    ghl_rsa_public_key: str | None
+    mongodb_uri: Secret | None
+    kafka_libs: Path
+
+    @property
+    def embedded(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    @property
+    def web_host(self) -> str:
+        # Without a bearer token the API must not be reachable from other machines.
+        return "0.0.0.0" if self.api_token else "127.0.0.1"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def text(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        def secret(name: str) -> Secret | None:
+            value = text(name)
+            return Secret(value) if value else None
+
+        def integer(name: str, default: int) -> int:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                return int(raw)
+            except ValueError:
+                raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+        bootstrap = text("STREAMS_KAFKA_BOOTSTRAP")
+        embedded = bootstrap is None
+        return cls(
+            kafka_bootstrap=bootstrap,
+            data_dir=Path(text("STREAMS_DATA_DIR") or ".data").resolve(),
+            web_port=integer("STREAMS_WEB_PORT", 6066),
+            # Production clusters get 12 partitions and 3 replicas; the embedded dev broker fewer.
+            partitions=integer("STREAMS_PARTITIONS", 4 if embedded else 12),
+            replication_factor=integer("STREAMS_REPLICATION_FACTOR", 1 if embedded else 3),
+            api_token=secret("STREAMS_API_TOKEN"),
+            app_jwt_secret=secret("STREAMS_APP_JWT_SECRET"),
+            ably_api_key=secret("ABLY_API_KEY"),
+            ably_endpoint=text("ABLY_ENDPOINT"),
+            ghl_ed25519_public_key=text("GHL_WEBHOOK_ED25519_PUBLIC_KEY"),
+            ghl_rsa_public_key=text("GHL_WEBHOOK_RSA_PUBLIC_KEY"),
+            mongodb_uri=secret("MONGODB_URI"),
+            kafka_libs=Path(text("STREAMS_KAFKA_LIBS") or REPO_ROOT / "infra" / "kafka" / "libs"),
+        )

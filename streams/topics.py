@@ -1,0 +1,64 @@
+"""The one place that knows each topic's name, key and configuration (see DESIGN.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+__all__ = ["DERIVED", "DLQ", "RAW_WEBHOOKS", "TOPICS", "TopicSpec", "ensure_topics", "raw_key"]
+
+FOREVER = "-1"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+RAW_WEBHOOKS = TopicSpec(
+    "ghl.webhooks.v1",
+    key="locationId, else companyId, else altId (raw UTF-8)",
+    # The raw log is the source of truth: kept forever, never compacted.
+    configs={"retention.ms": FOREVER, "retention.bytes": FOREVER, "cleanup.policy": "delete"},
+)
+DERIVED = TopicSpec(
+    "streams.derived.v1",
+    key="Ably channel name",
+    configs={"retention.ms": str(7 * 24 * 3600 * 1000)},
+)
+DLQ = TopicSpec(
+    "ghl.webhooks.dlq.v1",
+    key="as the source record",
+    configs={"retention.ms": FOREVER, "retention.bytes": FOREVER},
+)
+TOPICS = (RAW_WEBHOOKS, DERIVED, DLQ)
+
+
+def raw_key(payload: dict[str, object]) -> bytes | None:
+    """The raw topic's key: all of a location's events land in one partition, in order."""
+    for name in ("locationId", "companyId", "altId"):
+        value = payload.get(name)
+        if isinstance(value, str) and value:
+            return value.encode()
+    return None
+
+
+async def ensure_topics(bootstrap: str, *, partitions: int, replication_factor: int) -> list[str]:
+    """Create the project's topics that do not exist yet; return the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in TOPICS if t.name not in existing]
+        if missing:
+            await admin.create_topics([
+                NewTopic(t.name, num_partitions=partitions,
+                         replication_factor=replication_factor, topic_configs=t.configs)
+                for t in missing
+            ])
+        return [t.name for t in missing]
+    finally:
+        await admin.close()
