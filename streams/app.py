@@ -1,4 +1,4 @@
-"""The composition root: builds the Faust app, its web views and (later) agents, in one visible order."""
+"""The composition root: builds the Faust app, its web views and agents, in one visible order."""
 
 from __future__ import annotations
 

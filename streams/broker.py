@@ -28,7 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.settings import REPO_ROOT
 
-__all__ = ["BrokerError", "LocalKafka", "recorded_bootstrap"]
+__all__ = ["BrokerError", "LocalKafka", "brokers_answering", "recorded_bootstrap"]
 
 TEMPLATE = REPO_ROOT / "infra" / "kafka" / "server.properties.template"
 STATE_FILE = "kafka.json"
@@ -81,12 +81,20 @@ class LocalKafka:
         node = self._node(node_id)
         config = self._write_config(node)
         if not (self._log_dir(node) / "meta.properties").exists():
-            self._java(["kafka.tools.StorageTool", "format", "-t", self.cluster_id, "-c", str(config)],
-                       wait=True, log=self._node_dir(node) / "format.log")
+            self._java(
+                ["kafka.tools.StorageTool", "format", "-t", self.cluster_id, "-c", str(config)],
+                wait=True,
+                log=self._node_dir(node) / "format.log",
+            )
         self._processes[node_id] = self._java(
-            [f"-Xms{self.heap}", f"-Xmx{self.heap}", "-XX:+UseG1GC",
-             f"-Dkafka.logs.dir={self._node_dir(node) / 'logs'}",
-             "kafka.Kafka", str(config)],
+            [
+                f"-Xms{self.heap}",
+                f"-Xmx{self.heap}",
+                "-XX:+UseG1GC",
+                f"-Dkafka.logs.dir={self._node_dir(node) / 'logs'}",
+                "kafka.Kafka",
+                str(config),
+            ],
             log=self._node_dir(node) / "broker.log",
         )
 
@@ -127,7 +135,9 @@ class LocalKafka:
             if await self._brokers_up() >= expected:
                 return time.monotonic() - started
             if time.monotonic() > deadline:
-                raise BrokerError(f"Kafka did not answer within {timeout:.0f}s\n{self._log_tails()}")
+                raise BrokerError(
+                    f"Kafka did not answer within {timeout:.0f}s\n{self._log_tails()}"
+                )
             await asyncio.sleep(0.5)
 
     def __enter__(self) -> LocalKafka:
@@ -143,19 +153,7 @@ class LocalKafka:
         running = [n for n in self.nodes if n.node_id in self._processes]
         if not any(_port_open(n.port) for n in running):
             return 0
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=",".join(f"127.0.0.1:{n.port}" for n in running),
-            request_timeout_ms=5000,
-        )
-        try:
-            await admin.start()
-            cluster = await admin.describe_cluster()
-            return len(cluster["brokers"])
-        except Exception:
-            return 0
-        finally:
-            with contextlib.suppress(Exception):
-                await admin.close()
+        return await brokers_answering(",".join(f"127.0.0.1:{n.port}" for n in running))
 
     def _raise_if_exited(self) -> None:
         for node_id, process in self._processes.items():
@@ -181,8 +179,9 @@ class LocalKafka:
         nodes = [Node(i + 1, ports[2 * i], ports[2 * i + 1]) for i in range(count)]
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         self.root.mkdir(parents=True, exist_ok=True)
-        state_file.write_text(json.dumps(
-            {"cluster_id": cluster_id, "nodes": [n.__dict__ for n in nodes]}, indent=2))
+        state_file.write_text(
+            json.dumps({"cluster_id": cluster_id, "nodes": [n.__dict__ for n in nodes]}, indent=2)
+        )
         return cluster_id, nodes
 
     def _node(self, node_id: int) -> Node:
@@ -198,7 +197,9 @@ class LocalKafka:
         replication = len(self.nodes)
         text = Template(TEMPLATE.read_text()).substitute(
             NODE_ID=node.node_id,
-            QUORUM_VOTERS=",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes),
+            QUORUM_VOTERS=",".join(
+                f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes
+            ),
             LISTEN_HOST="127.0.0.1",
             ADVERTISED_HOST="127.0.0.1",
             PORT=node.port,
@@ -216,20 +217,43 @@ class LocalKafka:
         if not any(self.libs.glob("kafka_2.13-*.jar")):
             raise BrokerError(f"no Kafka jars in {self.libs}: run `make kafka` first")
         java = Path(os.environ["JAVA_HOME"], "bin", "java") if "JAVA_HOME" in os.environ else None
-        command = [str(java) if java else (shutil.which("java") or "java"),
-                   "-Djava.awt.headless=true", "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
-                   "-cp", f"{self.libs}/*", *args]
+        command = [
+            str(java) if java else (shutil.which("java") or "java"),
+            "-Djava.awt.headless=true",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+            "-cp",
+            f"{self.libs}/*",
+            *args,
+        ]
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
             process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 # Its own session keeps Ctrl-C away from the broker (we stop it after the worker);
                 # the parent-death signal stops it if we die without cleaning up.
-                start_new_session=True, preexec_fn=_die_with_parent,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         if wait and process.wait() != 0:
             raise BrokerError(f"{' '.join(args[:2])} failed\n{_tail(log)}")
         return process
+
+
+async def brokers_answering(bootstrap: str) -> int:
+    """How many brokers the cluster at `bootstrap` reports; 0 while it does not answer."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        await admin.start()
+        cluster = await admin.describe_cluster()
+        return len(cluster["brokers"])
+    except Exception:
+        return 0
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
 
 
 def _die_with_parent() -> None:
@@ -258,6 +282,8 @@ def _port_open(port: int) -> bool:
 
 def _tail(path: Path, lines: int = 30) -> str:
     try:
-        return f"--- {path} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        return f"--- {path} ---\n" + "\n".join(
+            path.read_text(errors="replace").splitlines()[-lines:]
+        )
     except FileNotFoundError:
         return f"--- {path}: no log ---"

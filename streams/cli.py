@@ -72,10 +72,13 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:
-    created = asyncio.run(ensure_topics(
-        _bootstrap(settings),
-        partitions=settings.partitions, replication_factor=settings.replication_factor,
-    ))
+    created = asyncio.run(
+        ensure_topics(
+            _bootstrap(settings),
+            partitions=settings.partitions,
+            replication_factor=settings.replication_factor,
+        )
+    )
     for topic in TOPICS:
         state = "created" if topic.name in created else "exists"
         print(f"{topic.name:24} {state:8} key: {topic.key}")
@@ -83,9 +86,13 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_worker(settings: Settings, bootstrap: str, loop: asyncio.AbstractEventLoop) -> int:
-    loop.run_until_complete(ensure_topics(
-        bootstrap, partitions=settings.partitions, replication_factor=settings.replication_factor,
-    ))
+    loop.run_until_complete(
+        ensure_topics(
+            bootstrap,
+            partitions=settings.partitions,
+            replication_factor=settings.replication_factor,
+        )
+    )
     app = create_app(settings, bootstrap)
     worker = faust.Worker(app, loglevel="INFO", loop=loop)
     try:

@@ -54,11 +54,17 @@ async def ensure_topics(bootstrap: str, *, partitions: int, replication_factor: 
         existing = set(await admin.list_topics())
         missing = [t for t in TOPICS if t.name not in existing]
         if missing:
-            await admin.create_topics([
-                NewTopic(t.name, num_partitions=partitions,
-                         replication_factor=replication_factor, topic_configs=t.configs)
-                for t in missing
-            ])
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        t.name,
+                        num_partitions=partitions,
+                        replication_factor=replication_factor,
+                        topic_configs=t.configs,
+                    )
+                    for t in missing
+                ]
+            )
         return [t.name for t in missing]
     finally:
         await admin.close()

@@ -24,7 +24,9 @@ class _GroupMembership:
         self.joined = False
         app.on_rebalance_complete.connect(self._on_rebalance_complete)
 
-    async def _on_rebalance_complete(self, sender: Any = None, **kwargs: Any) -> None:
+    async def _on_rebalance_complete(
+        self, sender: Any, *args: Any, signal: Any, **kwargs: Any
+    ) -> None:
         self.joined = True
 
     @property

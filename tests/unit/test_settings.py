@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.settings import Secret, Settings
+
+
+def test_defaults_are_the_embedded_dev_stack() -> None:
+    settings = Settings.from_env({})
+    assert settings.embedded
+    assert settings.kafka_bootstrap is None
+    assert settings.data_dir == Path(".data").resolve()
+    assert settings.web_port == 6066
+    assert (settings.partitions, settings.replication_factor) == (4, 1)
+    assert settings.web_host == "127.0.0.1"  # no API token: loopback only
+
+
+def test_an_external_cluster_gets_production_partitioning() -> None:
+    settings = Settings.from_env({"STREAMS_KAFKA_BOOTSTRAP": "k1:9092,k2:9092"})
+    assert not settings.embedded
+    assert (settings.partitions, settings.replication_factor) == (12, 3)
+    overridden = Settings.from_env(
+        {"STREAMS_KAFKA_BOOTSTRAP": "k1:9092", "STREAMS_PARTITIONS": "6"}
+    )
+    assert overridden.partitions == 6
+
+
+def test_api_token_opens_the_api_beyond_loopback_and_stays_secret() -> None:
+    settings = Settings.from_env({"STREAMS_API_TOKEN": "s3cret-token", "ABLY_API_KEY": "a.b:c"})
+    assert settings.web_host == "0.0.0.0"
+    assert settings.api_token == Secret("s3cret-token")
+    assert "s3cret-token" not in repr(settings)
+    assert "a.b:c" not in repr(settings)
+    assert settings.ably_api_key is not None and settings.ably_api_key.reveal() == "a.b:c"
+
+
+def test_blank_values_count_as_unset_and_bad_numbers_are_named() -> None:
+    assert Settings.from_env({"STREAMS_KAFKA_BOOTSTRAP": "  "}).embedded
+    with pytest.raises(ValueError, match="STREAMS_WEB_PORT"):
+        Settings.from_env({"STREAMS_WEB_PORT": "http"})
