@@ -25,7 +25,7 @@ class _GroupMembership:
         app.on_rebalance_complete.connect(self._on_rebalance_complete)
 
     async def _on_rebalance_complete(
-        self, sender: Any, *args: Any, signal: Any, **kwargs: Any
+        self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any
     ) -> None:
         self.joined = True
 
