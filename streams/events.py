@@ -1,0 +1,160 @@
+"""A raw record as the projections see it: its decoded body plus the metadata from its headers.
+
+The raw record on `ghl.webhooks.v1` is the exact body bytes; `webhook-id`, `event-type`,
+`received-at` (epoch ms), `source` (live/import/backfill) and `signature` travel in headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from streams.codec import loads_object
+
+__all__ = [
+    "SOURCES",
+    "BadRecord",
+    "Event",
+    "event_time",
+    "event_type",
+    "local_date",
+    "parse_time",
+    "record_headers",
+    "webhook_id",
+    "zone",
+]
+
+SOURCES = ("live", "import", "backfill")
+
+# Invoice examples carry no `type`; their `status` says which invoice event it is.
+_INVOICE_TYPES = {
+    "paid": "InvoicePaid",
+    "partially_paid": "InvoicePartiallyPaid",
+    "void": "InvoiceVoid",
+    "sent": "InvoiceSent",
+    "draft": "InvoiceUpdate",
+    "delete": "InvoiceDelete",
+}
+
+
+class BadRecord(ValueError):
+    """A record no projection can use; the message is the reason that goes to the dead letters."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    body: dict[str, Any]
+    webhook_id: str
+    received_at: int
+    source: str
+    partition: int = 0
+    offset: int = 0
+
+    @property
+    def live(self) -> bool:
+        return self.source == "live"
+
+    @property
+    def location_id(self) -> str | None:
+        value = self.body.get("locationId")
+        if not value and self.body.get("altType") == "location":
+            value = self.body.get("altId")
+        return value if isinstance(value, str) and value else None
+
+    @classmethod
+    def from_record(
+        cls,
+        value: bytes,
+        headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]],
+        partition: int = 0,
+        offset: int = 0,
+    ) -> Event:
+        meta = dict(headers)
+        try:
+            body = loads_object(value)
+        except ValueError as exc:
+            raise BadRecord(str(exc)) from None
+        try:
+            received_at = int(meta.get("received-at", b"0"))
+        except ValueError:
+            raise BadRecord("header received-at is not an integer") from None
+        return cls(
+            type=meta.get("event-type", b"").decode() or event_type(body),
+            body=body,
+            webhook_id=meta.get("webhook-id", b"").decode() or webhook_id(body, value),
+            received_at=received_at,
+            source=meta.get("source", b"live").decode(),
+            partition=partition,
+            offset=offset,
+        )
+
+
+def event_type(body: Mapping[str, Any]) -> str:
+    value = body.get("type")
+    if isinstance(value, str) and value:
+        return value
+    status = body.get("status")
+    if "_id" in body and "amountPaid" in body and isinstance(status, str):
+        return _INVOICE_TYPES.get(status, "InvoiceUpdate")
+    return "Unknown"
+
+
+def webhook_id(body: Mapping[str, Any], raw: bytes) -> str:
+    """HighLevel's `webhookId`, else a digest of the exact bytes (a retry of the same body)."""
+    value = body.get("webhookId")
+    if isinstance(value, str) and value:
+        return value
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def record_headers(
+    body: Mapping[str, Any], raw: bytes, *, source: str, signature: str, received_at: int
+) -> list[tuple[str, bytes]]:
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
+    return [
+        ("webhook-id", webhook_id(body, raw).encode()),
+        ("event-type", event_type(body).encode()),
+        ("received-at", str(received_at).encode()),
+        ("source", source.encode()),
+        ("signature", signature.encode()),
+    ]
+
+
+def parse_time(value: object) -> datetime | None:
+    """An ISO-8601 timestamp (UTC when it has no offset) as an aware datetime, else None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def event_time(event: Event) -> datetime:
+    """`timestamp`, else `updatedAt`, else `dateAdded`, else the `received-at` header."""
+    for name in ("timestamp", "updatedAt", "dateAdded"):
+        parsed = parse_time(event.body.get(name))
+        if parsed is not None:
+            return parsed
+    return datetime.fromtimestamp(event.received_at / 1000, tz=UTC)
+
+
+def zone(name: object) -> ZoneInfo | None:
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def local_date(moment: datetime, tz_name: str | None) -> date:
+    tz = zone(tz_name) or UTC
+    return moment.astimezone(tz).date()

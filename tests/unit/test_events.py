@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from streams.events import BadRecord, Event, event_type, local_date, parse_time, record_headers
+
+
+def test_record_headers_round_trip_into_an_event() -> None:
+    raw = b'{"type":"InboundMessage","locationId":"L","webhookId":"w-1"}'
+    headers = record_headers(
+        {"type": "InboundMessage", "locationId": "L", "webhookId": "w-1"},
+        raw,
+        source="import",
+        signature="ed25519",
+        received_at=1234,
+    )
+    event = Event.from_record(raw, headers, partition=3, offset=9)
+    assert (event.type, event.webhook_id, event.received_at, event.source) == (
+        "InboundMessage",
+        "w-1",
+        1234,
+        "import",
+    )
+    assert (event.partition, event.offset, event.live) == (3, 9, False)
+
+
+def test_webhook_id_falls_back_to_a_digest_of_the_exact_bytes() -> None:
+    raw = b'{"type":"X"}'
+    [(_, first), *_] = record_headers(
+        {"type": "X"}, raw, source="live", signature="trusted", received_at=1
+    )
+    [(_, again), *_] = record_headers(
+        {"type": "X"}, raw, source="live", signature="trusted", received_at=2
+    )
+    assert first == again and first.startswith(b"sha256:")
+
+
+def test_unknown_source_is_refused() -> None:
+    with pytest.raises(ValueError, match="source"):
+        record_headers({}, b"{}", source="replay", signature="trusted", received_at=1)
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b'"text"', b"\xff\xfe"])
+def test_undecodable_or_non_object_bodies_are_bad_records(raw: bytes) -> None:
+    with pytest.raises(BadRecord):
+        Event.from_record(raw, [])
+
+
+def test_invoice_type_is_inferred_from_status_when_type_is_absent() -> None:
+    assert event_type({"_id": "i", "amountPaid": 1, "status": "paid"}) == "InvoicePaid"
+    assert event_type({"_id": "i", "amountPaid": 1, "status": "partially_paid"}) == (
+        "InvoicePartiallyPaid"
+    )
+    assert event_type({"_id": "i", "amountPaid": 0, "status": "void"}) == "InvoiceVoid"
+    assert event_type({"type": "ContactCreate"}) == "ContactCreate"
+    assert event_type({"foo": 1}) == "Unknown"
+
+
+def test_times_parse_with_z_offsets_or_none() -> None:
+    assert parse_time("2025-05-19T12:48:50.972Z") == datetime(2025, 5, 19, 12, 48, 50, 972000, UTC)
+    assert parse_time("2025-05-19T12:48:50") == datetime(2025, 5, 19, 12, 48, 50, tzinfo=UTC)
+    assert parse_time("yesterday") is None
+    assert parse_time(1700000000) is None
+
+
+def test_local_date_falls_back_to_utc_for_unknown_zones() -> None:
+    moment = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    assert local_date(moment, "America/Chicago").isoformat() == "2026-03-01"
+    assert local_date(moment, "Not/AZone").isoformat() == "2026-03-02"
+    assert local_date(moment, None).isoformat() == "2026-03-02"
