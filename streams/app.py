@@ -1,15 +1,29 @@
-"""The composition root: builds the Faust app, its web views and agents, in one visible order."""
+"""The composition root: builds the Faust app, its topics, tables, agents and HTTP views, in one
+visible order."""
 
 from __future__ import annotations
 
 import faust
 
-from streams import web
+from streams.agents import contacts, conversations, messages, payments
+from streams.agents.family import Topics, install_family
+from streams.api import install_api
+from streams.ingress.http import install_ingress
+from streams.ingress.raw_log import RawLog
 from streams.settings import Settings
+from streams.tables.registry import create_tables
+from streams.topics import DERIVED, DLQ, RAW_WEBHOOKS
+from streams.web import install_health
 
-__all__ = ["create_app"]
+__all__ = ["APP_ID", "create_app"]
 
 APP_ID = "streams"
+FAMILIES = (
+    ("messages", messages),
+    ("conversations", conversations),
+    ("payments", payments),
+    ("contacts", contacts),
+)
 
 
 def create_app(settings: Settings, bootstrap: str) -> faust.App:
@@ -27,5 +41,18 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         web_tables_enabled=False,
         autodiscover=False,
     )
-    web.install(app)
+    topics = Topics(app, RAW_WEBHOOKS.name, DERIVED.name, DLQ.name)
+    tables = create_tables(app, settings.partitions)
+    for family, module in FAMILIES:
+        install_family(app, topics, family, module.TYPES, module.handler(tables))
+
+    raw_log = RawLog(bootstrap)
+
+    async def stop_raw_log(sender: object, /, *args: object, signal: object, **kw: object) -> None:
+        await raw_log.stop()
+
+    app.on_before_shutdown.connect(stop_raw_log)
+    install_health(app)
+    install_ingress(app, settings, raw_log)
+    install_api(app, settings, tables)
     return app

@@ -41,6 +41,7 @@ class Settings:
     """`STREAMS_KAFKA_BOOTSTRAP`; None means the embedded broker recorded in `data_dir`."""
     data_dir: Path
     web_port: int
+    webhook_max_bytes: int
     partitions: int
     replication_factor: int
     api_token: Secret | None
@@ -88,6 +89,7 @@ class Settings:
             kafka_bootstrap=bootstrap,
             data_dir=Path(text("STREAMS_DATA_DIR") or ".data").resolve(),
             web_port=integer("STREAMS_WEB_PORT", 6066),
+            webhook_max_bytes=integer("STREAMS_WEBHOOK_MAX_BYTES", 1024 * 1024),
             # Production clusters get 12 partitions and 3 replicas; the embedded dev broker fewer.
             partitions=integer("STREAMS_PARTITIONS", 4 if embedded else 12),
             replication_factor=integer("STREAMS_REPLICATION_FACTOR", 1 if embedded else 3),

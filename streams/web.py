@@ -1,19 +1,57 @@
-"""HTTP views served by every worker (Faust's aiohttp web server)."""
+"""HTTP pieces every view shares, and the health view.
+
+Views are plain `faust.web.View` classes built by small factories and wired explicitly by
+`install_*` functions called from the composition root (`streams.app`).
+"""
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 import faust
+from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
 
-__all__ = ["install"]
+from streams.codec import dumps
+from streams.settings import Secret
+
+__all__ = ["authorized", "install_health", "json_response", "problem"]
 
 
-def install(app: faust.App) -> None:
-    """Wire the HTTP views onto `app`."""
-    joined = _GroupMembership(app)
-    app.page("/healthz")(_healthz_view(joined))
+def json_response(value: Any, status: int = 200) -> Response:
+    """A JSON answer encoded with the project's codec."""
+    return aiohttp_web.Response(  # type: ignore[return-value]
+        body=dumps(value), status=status, content_type="application/json"
+    )
+
+
+def problem(status: int, reason: str) -> Response:
+    """A JSON error answer that says why: `{"error": reason}`."""
+    return json_response({"error": reason}, status)
+
+
+def authorized(request: Request, token: Secret | None) -> bool:
+    """Whether the request carries the service bearer token (always true when none is set:
+    the server then listens on loopback only)."""
+    if token is None:
+        return True
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        value.strip().encode(), token.reveal().encode()
+    )
+
+
+def install_health(app: faust.App) -> None:
+    membership = _GroupMembership(app)
+
+    class Healthz(View):
+        async def get(self, request: Request) -> Response:
+            status = membership.status
+            return self.json({"status": status}, status=200 if status == "ok" else 503)
+
+    app.page("/healthz")(Healthz)
 
 
 class _GroupMembership:
@@ -34,12 +72,3 @@ class _GroupMembership:
         if not self.joined:
             return "starting"
         return "rebalancing" if self.app.rebalancing else "ok"
-
-
-def _healthz_view(membership: _GroupMembership) -> type[View]:
-    class Healthz(View):
-        async def get(self, request: Request) -> Response:
-            status = membership.status
-            return self.json({"status": status}, status=200 if status == "ok" else 503)
-
-    return Healthz

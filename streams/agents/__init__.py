@@ -1,0 +1,1 @@
+"""Agents: one per event family (decode, fold, write, emit), plus the publisher."""

@@ -1,0 +1,136 @@
+"""The loop every family agent shares: pick the family's records, decode, handle, emit.
+
+Faust acks a record when an agent raises, and restarts the agent: the record would be silently
+gone. So failures are handled here, per record:
+- a record the family cannot use (`BadRecord`, or any error its handler raises on its content) goes
+  to the dead-letter topic with the reason and its source coordinates, and the partition moves on;
+- a transient failure (Kafka, the network) is retried with backoff a bounded number of times,
+  then the worker stops on purpose without committing the record, so it is processed again after
+  the restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import faust
+
+from streams import metrics
+from streams.codec import dumps, loads_object
+from streams.events import BadRecord, Event, event_type
+from streams.topics import RAW_WEBHOOKS
+
+__all__ = ["Handler", "Topics", "install_family"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Event], list[dict[str, Any]]]
+# Errors a record's content causes; anything else (Kafka, the network, Faust's own state) is
+# treated as transient: retried, then the worker stops rather than skip the record.
+CONTENT_ERRORS = (BadRecord, ValueError, TypeError, KeyError, AttributeError, ArithmeticError)
+RETRIES = 5
+EXIT_TRANSIENT_FAILURE = 75  # EX_TEMPFAIL: restart me
+
+
+class Topics:
+    """The Faust topics the agents use, created once by the composition root."""
+
+    def __init__(self, app: faust.App, raw: str, derived: str, dead_letters: str) -> None:
+        raw_bytes = {
+            "key_type": bytes,
+            "value_type": bytes,
+            "key_serializer": "raw",
+            "value_serializer": "raw",
+        }
+        self.raw = app.topic(raw, **raw_bytes)  # type: ignore[arg-type]
+        self.derived = app.topic(derived, **raw_bytes)  # type: ignore[arg-type]
+        self.dead_letters = app.topic(dead_letters, **raw_bytes)  # type: ignore[arg-type]
+
+
+def install_family(
+    app: faust.App, topics: Topics, family: str, types: Iterable[str], handle: Handler
+) -> None:
+    wanted = frozenset(types)
+
+    async def agent(stream: faust.StreamT) -> None:
+        async for record in stream.events():
+            message = record.message
+            headers = dict(message.headers or [])
+            kind = headers.get("event-type", b"").decode() or _sniff_type(message.value)
+            if kind not in wanted:
+                continue
+            await process(message, headers)
+
+    async def process(message: Any, headers: dict[str, bytes]) -> None:
+        try:
+            event = Event.from_record(message.value, headers, message.partition, message.offset)
+            derived = await _with_retries(handle, event, family)
+        except BadRecord as exc:
+            await _dead_letter(topics, message, headers, family, str(exc))
+            return
+        except CONTENT_ERRORS as exc:
+            log.exception("%s: record %s:%s failed", family, message.partition, message.offset)
+            await _dead_letter(topics, message, headers, family, f"{type(exc).__name__}: {exc}")
+            return
+        metrics.count("streams_records_total", family=family)
+        if event.live:
+            for item in derived:
+                await topics.derived.send(key=item["channel"].encode(), value=dumps(item))
+                metrics.count("streams_derived_events_total", name=item["name"])
+
+    agent.__name__ = family
+    app.agent(topics.raw, name=f"streams.agents.{family}")(agent)
+
+
+async def _with_retries(handle: Handler, event: Event, family: str) -> list[dict[str, Any]]:
+    delay = 0.2
+    for attempt in range(1, RETRIES + 1):
+        try:
+            return handle(event)
+        except CONTENT_ERRORS:
+            raise
+        except Exception as exc:
+            if attempt == RETRIES:
+                log.critical(
+                    "%s: transient failure persists after %d attempts (%r); stopping the "
+                    "worker without committing %s:%s",
+                    family,
+                    attempt,
+                    exc,
+                    event.partition,
+                    event.offset,
+                )
+                logging.shutdown()
+                os._exit(EXIT_TRANSIENT_FAILURE)
+            log.warning("%s: transient failure (%r), retrying in %.1fs", family, exc, delay)
+            await asyncio.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+async def _dead_letter(
+    topics: Topics, message: Any, headers: dict[str, bytes], family: str, reason: str
+) -> None:
+    log.warning("%s: dead-lettering %s:%s: %s", family, message.partition, message.offset, reason)
+    dead_headers = [
+        *headers.items(),
+        ("error", reason.encode()),
+        ("family", family.encode()),
+        ("source-topic", RAW_WEBHOOKS.name.encode()),
+        ("source-partition", str(message.partition).encode()),
+        ("source-offset", str(message.offset).encode()),
+    ]
+    await topics.dead_letters.send(key=message.key, value=message.value, headers=dead_headers)
+    metrics.count("streams_dead_letters_total", family=family)
+
+
+def _sniff_type(value: bytes | None) -> str:
+    """The event type of a record written without headers (not by our ingress)."""
+    try:
+        return event_type(loads_object(value or b""))
+    except ValueError:
+        return ""

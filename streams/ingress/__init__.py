@@ -1,0 +1,1 @@
+"""Ingress: the Kafka producer side. Webhooks and first-party events become raw records."""

@@ -1,0 +1,103 @@
+"""`POST /webhooks/ghl` (HighLevel, signed) and `POST /v1/events` (first-party, bearer token).
+
+A webhook is answered 200 only after Kafka acknowledged its record; 503 when Kafka could not take
+it (HighLevel retries), 401 for a bad signature, 400 when the body is not a JSON object, 413 when it
+is over the size limit. Nothing is written unless the answer is 200.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import cast
+
+import faust
+from aiohttp import web as aiohttp_web
+from faust.web import Request, Response, View
+
+from streams.codec import loads_object
+from streams.events import zone
+from streams.ingress.raw_log import KafkaUnavailable, RawLog
+from streams.ingress.signatures import SignatureError, Verifier
+from streams.settings import Settings
+from streams.web import authorized, json_response, problem
+
+__all__ = ["install_ingress"]
+
+log = logging.getLogger(__name__)
+
+
+def install_ingress(app: faust.App, settings: Settings, raw_log: RawLog) -> None:
+    verifier = Verifier.from_pem(settings.ghl_ed25519_public_key, settings.ghl_rsa_public_key)
+    limit = settings.webhook_max_bytes
+
+    class Webhooks(View):
+        async def post(self, request: Request) -> Response:
+            body = await _read_limited(request, limit)
+            if body is None:
+                return problem(413, f"body is larger than {limit} bytes")
+            try:
+                scheme = verifier.verify(body, request.headers)
+            except SignatureError as exc:
+                return problem(401, str(exc))
+            return await _append(raw_log, body, source="live", signature=scheme)
+
+    class Events(View):
+        async def post(self, request: Request) -> Response:
+            if not authorized(request, settings.api_token):
+                return problem(401, "a valid bearer token is required")
+            body = await _read_limited(request, limit)
+            if body is None:
+                return problem(413, f"body is larger than {limit} bytes")
+            return await _append(
+                raw_log, body, source="live", signature="trusted", first_party=True
+            )
+
+    app.page("/webhooks/ghl")(Webhooks)
+    app.page("/v1/events")(Events)
+
+
+async def _append(
+    raw_log: RawLog, body: bytes, *, source: str, signature: str, first_party: bool = False
+) -> Response:
+    try:
+        payload = loads_object(body)
+    except ValueError as exc:
+        return problem(400, str(exc))
+    if first_party:
+        reason = _first_party_problem(payload)
+        if reason:
+            return problem(400, reason)
+    try:
+        written = await raw_log.append(body, payload, source=source, signature=signature)
+    except KafkaUnavailable as exc:
+        log.warning("webhook not written, answering 503: %s", exc)
+        return problem(503, "the event log is unavailable; retry later")
+    return json_response(
+        {"status": "accepted", "partition": written.partition, "offset": written.offset}
+    )
+
+
+def _first_party_problem(payload: dict[str, object]) -> str | None:
+    kind = payload.get("type")
+    if not isinstance(kind, str) or not kind:
+        return "a first-party event needs a string `type`"
+    if kind == "LocationSettingsUpdated":
+        if not isinstance(payload.get("locationId"), str) or not payload.get("locationId"):
+            return "LocationSettingsUpdated needs `locationId`"
+        if zone(payload.get("timezone")) is None:
+            return f"LocationSettingsUpdated: {payload.get('timezone')!r} is not an IANA timezone"
+    return None
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The request body, or None when it is over `limit` bytes (nothing more is read)."""
+    http_request = cast(aiohttp_web.Request, request)  # Faust's aiohttp driver passes its own
+    if http_request.content_length is not None and http_request.content_length > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in http_request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,101 @@
+"""Appending to the raw log, `ghl.webhooks.v1`: the exact body bytes, metadata in headers.
+
+`RawLog` is also the producer API other Python services import to put first-party events on the
+log (`await raw_log.append_event({...})`). Writes go through an idempotent producer with
+`acks=all`; `append` returns only once Kafka acknowledged the record, and raises
+`KafkaUnavailable` when it could not within the timeout, so the caller can answer 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
+
+from streams.codec import dumps
+from streams.events import record_headers
+from streams.topics import RAW_WEBHOOKS, raw_key
+
+__all__ = ["KafkaUnavailable", "RawLog"]
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka did not acknowledge the write in time; nothing may be assumed written."""
+
+
+class RawLog:
+    def __init__(self, bootstrap: str, *, timeout: float = 10.0) -> None:
+        self.bootstrap = bootstrap
+        self.timeout = timeout
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def append(
+        self,
+        body: bytes,
+        payload: dict[str, Any],
+        *,
+        source: str,
+        signature: str,
+        received_at: int | None = None,
+    ) -> RecordMetadata:
+        """Write `body` (the exact bytes of `payload`) and wait for Kafka's acknowledgement."""
+        received_at = received_at if received_at is not None else int(time.time() * 1000)
+        headers = record_headers(
+            payload, body, source=source, signature=signature, received_at=received_at
+        )
+        producer = await self._started()
+        try:
+            return await asyncio.wait_for(
+                producer.send_and_wait(
+                    RAW_WEBHOOKS.name, body, key=raw_key(payload), headers=headers
+                ),
+                self.timeout,
+            )
+        except Exception as exc:
+            raise KafkaUnavailable(f"Kafka did not acknowledge the write: {exc!r}") from exc
+
+    async def append_event(
+        self, payload: dict[str, Any], *, source: str = "live"
+    ) -> RecordMetadata:
+        """Write a first-party event (a trusted producer, so no signature)."""
+        return await self.append(dumps(payload), payload, source=source, signature="trusted")
+
+    async def flush(self) -> None:
+        if self._producer is not None:
+            await self._producer.flush()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def __aenter__(self) -> RawLog:
+        await self._started()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _started(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap,
+                    acks="all",
+                    enable_idempotence=True,
+                    linger_ms=2,
+                    request_timeout_ms=int(self.timeout * 1000),
+                )
+                try:
+                    await asyncio.wait_for(producer.start(), self.timeout)
+                except Exception as exc:
+                    await producer.stop()
+                    raise KafkaUnavailable(
+                        f"cannot reach Kafka at {self.bootstrap}: {exc!r}"
+                    ) from exc
+                self._producer = producer
+            return self._producer

@@ -1,0 +1,32 @@
+"""Process-wide counters, exposed in Prometheus' text format at `GET /metrics`."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+__all__ = ["count", "render"]
+
+_counters: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
+_HELP = {
+    "streams_records_total": "raw records a family agent processed",
+    "streams_dead_letters_total": "records sent to the dead-letter topic, by family",
+    "streams_derived_events_total": "derived events emitted, by name",
+    "streams_published_total": "derived events the publisher delivered (or logged, without Ably)",
+    "streams_publish_retries_total": "publish attempts retried after a transient failure",
+}
+
+
+def count(metric: str, amount: int = 1, **labels: str) -> None:
+    _counters[(metric, tuple(sorted(labels.items())))] += amount
+
+
+def render() -> str:
+    lines = []
+    for name in sorted({n for n, _ in _counters}):
+        lines.append(f"# HELP {name} {_HELP.get(name, name)}")
+        lines.append(f"# TYPE {name} counter")
+        for (metric, labels), value in sorted(_counters.items()):
+            if metric == name:
+                rendered = ",".join(f'{k}="{v}"' for k, v in labels)
+                lines.append(f"{name}{{{rendered}}} {value}" if rendered else f"{name} {value}")
+    return "\n".join(lines) + "\n"
