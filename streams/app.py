@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import faust
 
+from streams.ably_sink import create_sink
 from streams.agents import contacts, conversations, messages, payments
 from streams.agents.family import Topics, install_family
+from streams.agents.publisher import install_publisher
 from streams.api import install_api
 from streams.ingress.http import install_ingress
 from streams.ingress.raw_log import RawLog
+from streams.realtime_token import install_realtime_token
 from streams.settings import Settings
 from streams.tables.registry import create_tables
 from streams.topics import DERIVED, DLQ, RAW_WEBHOOKS
@@ -45,6 +48,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
     tables = create_tables(app, settings.partitions)
     for family, module in FAMILIES:
         install_family(app, topics, family, module.TYPES, module.handler(tables))
+    install_publisher(app, topics, create_sink(settings))
 
     raw_log = RawLog(bootstrap)
 
@@ -55,4 +59,5 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
     install_health(app)
     install_ingress(app, settings, raw_log)
     install_api(app, settings, tables)
+    install_realtime_token(app, settings)
     return app

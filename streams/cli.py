@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 
 import faust
 
-from streams.app import create_app
+from streams.app import APP_ID, create_app
 from streams.broker import BrokerError, LocalKafka, recorded_bootstrap
+from streams.ingest import ingest_file, wait_consumed
+from streams.ingress.raw_log import KafkaUnavailable, RawLog
+from streams.query_table import render_table
 from streams.settings import Settings
-from streams.topics import TOPICS, ensure_topics
+from streams.topics import RAW_WEBHOOKS, TOPICS, ensure_topics
 
 __all__ = ["main"]
 
@@ -27,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return int(args.command(settings, args) or 0)
-    except (BrokerError, ValueError) as exc:
+    except (BrokerError, KafkaUnavailable, TimeoutError, ValueError, OSError) as exc:
         print(f"streams: {exc}", file=sys.stderr)
         return 1
 
@@ -44,6 +52,28 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "topics", help="create the project's topics if missing and list them"
     ).set_defaults(command=_topics)
+
+    ingest = sub.add_parser("ingest", help="load webhook bodies from a JSONL file into the log")
+    ingest.add_argument("file", type=Path, help="one webhook body (a JSON object) per line")
+    ingest.add_argument(
+        "--wait",
+        action="store_true",
+        help="return once every projection has consumed what was written",
+    )
+    ingest.add_argument(
+        "--live",
+        action="store_true",
+        help="mark records live (notifications are sent) instead of import",
+    )
+    ingest.set_defaults(command=_ingest)
+
+    query = sub.add_parser("query", help="ask a running worker about a location")
+    query.add_argument("kind", choices=["revenue", "unread", "leads"])
+    query.add_argument("--location", required=True, help="the location id")
+    query.add_argument("--from", dest="start", help="first date, YYYY-MM-DD")
+    query.add_argument("--to", dest="end", help="last date, YYYY-MM-DD")
+    query.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    query.set_defaults(command=_query)
     return parser
 
 
@@ -82,6 +112,51 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
     for topic in TOPICS:
         state = "created" if topic.name in created else "exists"
         print(f"{topic.name:24} {state:8} key: {topic.key}")
+    return 0
+
+
+def _ingest(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> int:
+        bootstrap = _bootstrap(settings)
+        async with RawLog(bootstrap) as raw_log:
+            report = await ingest_file(args.file, raw_log, live=args.live)
+        print(
+            f"{report.written} records written to {RAW_WEBHOOKS.name}, "
+            f"{len(report.broken)} lines skipped (not a JSON object)"
+        )
+        for number, reason in report.broken[:20]:
+            print(f"  line {number}: {reason}")
+        if len(report.broken) > 20:
+            print(f"  ... and {len(report.broken) - 20} more")
+        if args.wait and report.written:
+            seconds = await wait_consumed(bootstrap, APP_ID, report.last_offsets)
+            print(f"every projection has consumed them ({seconds:.1f}s)")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _query(settings: Settings, args: argparse.Namespace) -> int:
+    params = {k: v for k, v in (("from", args.start), ("to", args.end)) if v}
+    url = (
+        f"http://127.0.0.1:{settings.web_port}/v1/locations/"
+        f"{urllib.parse.quote(args.location, safe='')}/{args.kind}"
+    )
+    if params:
+        url += "?" + urllib.parse.urlencode(params)
+    request = urllib.request.Request(url)
+    if settings.api_token:
+        request.add_header("Authorization", f"Bearer {settings.api_token.reveal()}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        print(f"streams: the worker answered {exc.code}: {exc.read().decode()}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(f"streams: no worker answers at {url} ({exc.reason})", file=sys.stderr)
+        return 1
+    print(json.dumps(answer, indent=2) if args.json else render_table(args.kind, answer))
     return 0
 
 

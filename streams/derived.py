@@ -20,6 +20,7 @@ PREVIEW_CHARS = 80
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
 _PERSONAL_FIELDS = frozenset({"email", "phone", "emailTo", "emailFrom", "from", "to"})
+_FREE_TEXT = frozenset({"preview", "name", "body", "subject", "title"})
 
 
 def user_channel(user_id: str) -> str:
@@ -57,12 +58,13 @@ def preview(text: str) -> str:
 
 
 def location_safe(data: dict[str, Any]) -> dict[str, Any]:
-    """`data` without e-mail addresses or phone numbers, for location-wide channels."""
+    """`data` without e-mail addresses or phone numbers, for location-wide channels: personal
+    fields are dropped, and addresses and numbers in free text are masked."""
     safe: dict[str, Any] = {}
     for key, value in data.items():
         if key in _PERSONAL_FIELDS:
             continue
-        if isinstance(value, str):
+        if key in _FREE_TEXT and isinstance(value, str):
             value = _PHONE.sub("[phone]", _EMAIL.sub("[email]", value))
         elif isinstance(value, dict):
             value = location_safe(value)

@@ -58,6 +58,33 @@ class RawLog:
         except Exception as exc:
             raise KafkaUnavailable(f"Kafka did not acknowledge the write: {exc!r}") from exc
 
+    async def append_many(
+        self,
+        items: list[tuple[bytes, dict[str, Any]]],
+        *,
+        source: str,
+        signature: str,
+    ) -> list[RecordMetadata]:
+        """Write many records, in order, pipelined; return once Kafka acknowledged them all."""
+        producer = await self._started()
+        received_at = int(time.time() * 1000)
+        try:
+            # Enqueue one by one (keeps log order), then wait for all acknowledgements together.
+            pending = [
+                await producer.send(
+                    RAW_WEBHOOKS.name,
+                    body,
+                    key=raw_key(payload),
+                    headers=record_headers(
+                        payload, body, source=source, signature=signature, received_at=received_at
+                    ),
+                )
+                for body, payload in items
+            ]
+            return list(await asyncio.wait_for(asyncio.gather(*pending), self.timeout * 3))
+        except Exception as exc:
+            raise KafkaUnavailable(f"Kafka did not acknowledge the writes: {exc!r}") from exc
+
     async def append_event(
         self, payload: dict[str, Any], *, source: str = "live"
     ) -> RecordMetadata:
