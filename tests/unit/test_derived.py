@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from streams.derived import derived_event, location_safe, preview
+from tests.unit.events import event
+
+
+def test_ids_are_deterministic_per_webhook_name_and_channel() -> None:
+    source = event({"type": "InboundMessage", "locationId": "L"}, webhook_id="w1")
+    again = event({"type": "InboundMessage", "locationId": "L"}, webhook_id="w1")
+    first = derived_event("new-message", "user:u1", {}, source)
+    assert first["id"] == derived_event("new-message", "user:u1", {}, again)["id"]
+    assert first["id"] != derived_event("new-message", "location:L", {}, source)["id"]
+    assert first["id"] != derived_event("unread-changed", "user:u1", {}, source)["id"]
+    assert first["id"].endswith(":0")
+    assert first["source"] == {"webhook_id": "w1", "partition": 0, "offset": source.offset}
+
+
+def test_location_channels_carry_no_email_or_phone() -> None:
+    data = {
+        "email": "a@b.com",
+        "phone": "+15551234567",
+        "preview": "call +1 (555) 123-4567 or a@b.co",
+        "date": "2026-03-01",
+        "nested": {"phone": "1"},
+    }
+    safe = derived_event("lead-alert", "location:L", data, event({"type": "X"}))["data"]
+    assert "email" not in safe and "phone" not in safe and safe["nested"] == {}
+    assert safe["preview"] == "call [phone] or [email]"
+    assert safe["date"] == "2026-03-01"
+    user = derived_event("lead-alert", "user:u", data, event({"type": "X"}))["data"]
+    assert user["email"] == "a@b.com"  # the assigned user may see their contact's details
+    assert location_safe({"name": "Ann ann@x.org"}) == {"name": "Ann [email]"}
+
+
+def test_previews_are_short_and_on_one_line() -> None:
+    assert preview("hello\n  there") == "hello there"
+    long = preview("x" * 500)
+    assert len(long) == 80 and long.endswith("…")

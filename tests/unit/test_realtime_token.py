@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import jwt
+import pytest
+
+from streams.realtime_token import capability_for, token_request, user_claims
+from streams.settings import Secret
+
+SECRET = Secret("a-test-secret-of-at-least-32-bytes!!")
+
+
+def bearer(claims: dict[str, object], key: str = SECRET.reveal()) -> str:
+    return "Bearer " + jwt.encode(claims, key, algorithm="HS256")
+
+
+def valid_claims() -> dict[str, object]:
+    return {"sub": "userA", "locationId": "locA", "exp": int(time.time()) + 300}
+
+
+def test_a_valid_app_jwt_names_the_user_and_location() -> None:
+    claims = user_claims(bearer(valid_claims()), SECRET)
+    assert (claims.user_id, claims.location_id) == ("userA", "locA")
+    assert capability_for(claims) == {
+        "user:userA": ["subscribe"],
+        "location:locA": ["subscribe", "presence"],
+    }
+
+
+def unsigned(claims: dict[str, object]) -> str:
+    def part(value: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"Bearer {part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "",
+        "Basic dXNlcjpwYXNz",
+        "Bearer not-a-jwt",
+        bearer({**valid_claims(), "exp": int(time.time()) - 10}),  # expired
+        bearer(valid_claims(), key="another-secret-of-at-least-32-bytes"),  # wrong key
+        unsigned(valid_claims()),  # alg: none
+        bearer({"sub": "userA", "locationId": "locA"}),  # no expiry
+        bearer({**valid_claims(), "locationId": ""}),  # no location
+    ],
+)
+def test_bad_app_tokens_are_refused(authorization: str) -> None:
+    with pytest.raises(jwt.InvalidTokenError):
+        user_claims(authorization, SECRET)
+
+
+async def test_the_token_request_carries_exactly_the_capability() -> None:
+    claims = user_claims(bearer(valid_claims()), SECRET)
+    request = await token_request(Secret("app.key:keysecret"), claims)
+    assert request["keyName"] == "app.key" and request["clientId"] == "userA"
+    minted = {channel: sorted(ops) for channel, ops in json.loads(request["capability"]).items()}
+    assert minted == {channel: sorted(ops) for channel, ops in capability_for(claims).items()}
+    assert request["ttl"] <= 3600 * 1000 and request["mac"]
+    assert "keysecret" not in json.dumps(request)
