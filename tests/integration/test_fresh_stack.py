@@ -1,5 +1,7 @@
-"""`make run` from the repository: the embedded stack answers /healthz, and SIGTERM on make
-stops everything it started, broker included."""
+"""A fresh stack from `make run` (its own data directory and port): it answers /healthz, takes a
+few thousand lines of realistic traffic through `streams ingest --wait`, answers exactly what the
+projection semantics define for every location, and SIGTERM on make stops everything it started,
+broker included."""
 
 from __future__ import annotations
 
@@ -13,10 +15,25 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.traffic import expected, format_minor, generate, to_jsonl
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_make_run_reaches_healthz_and_sigterm_leaves_nothing(tmp_path: Path) -> None:
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(REPO / ".venv/bin/streams"), *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_fresh_stack_ingests_exactly_and_stops_cleanly(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -36,6 +53,33 @@ def test_make_run_reaches_healthz_and_sigterm_leaves_nothing(tmp_path: Path) -> 
         started = descendants(make.pid)
         assert any("kafka.Kafka" in command for command in started.values()), started
         assert (tmp_path / "data" / "kafka" / "kafka.json").exists()
+
+        bodies = generate(3000, locations=6)
+        traffic = tmp_path / "traffic.jsonl"
+        traffic.write_text(to_jsonl(bodies, broken=3))
+        ingest = run_cli(env, "ingest", str(traffic), "--wait")
+        assert "3000 records written" in ingest.stdout, ingest.stdout + ingest.stderr
+        assert "3 lines skipped" in ingest.stdout
+        assert "every projection has consumed them" in ingest.stdout
+
+        for location, want in sorted(expected(bodies).items()):
+            revenue = json.loads(
+                run_cli(env, "query", "revenue", "--location", location, "--json").stdout
+            )
+            assert {(d["date"], d["currency"]): d["amount"] for d in revenue["days"]} == {
+                key: format_minor(minor, key[1]) for key, minor in want["revenue"].items()
+            }, location
+            unread = json.loads(
+                run_cli(env, "query", "unread", "--location", location, "--json").stdout
+            )
+            assert unread["conversations"] == want["unread"], location
+            assert unread["total"] == sum(want["unread"].values())
+            leads = json.loads(
+                run_cli(env, "query", "leads", "--location", location, "--json").stdout
+            )
+            assert {d["date"]: d["count"] for d in leads["days"]} == want["leads"], location
+        table = run_cli(env, "query", "revenue", "--location", "loc1").stdout
+        assert table.startswith("Revenue for loc1") and "total" in table
 
         make.send_signal(signal.SIGTERM)
         assert make.wait(60) is not None

@@ -1,0 +1,174 @@
+"""Realistic HighLevel traffic for tests, and an independent reference of what the projections
+must answer for it, written straight from DESIGN.md's semantics (not from streams.tables).
+
+The mix: messages dominate, then contacts, invoices with partial payments in several currencies,
+unread resets, location timezones, HighLevel's redeliveries (the same body twice) and broken lines.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+EXPONENT = {"USD": 2, "EUR": 2, "JPY": 0, "KWD": 3}
+TIMEZONES = ["America/New_York", "Asia/Tokyo", "Europe/Berlin", None, "Australia/Sydney"]
+
+
+def generate(count: int, *, locations: int = 5, seed: int = 7) -> list[dict[str, Any]]:
+    """`count` webhook bodies (some repeated, as HighLevel redelivers), in log order."""
+    rng = random.Random(seed)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    location_ids = [f"loc{n}" for n in range(locations)]
+    bodies: list[dict[str, Any]] = []
+    for index, location in enumerate(location_ids):
+        zone = TIMEZONES[index % len(TIMEZONES)]
+        if zone:
+            bodies.append(
+                {
+                    "type": "LocationSettingsUpdated",
+                    "locationId": location,
+                    "timezone": zone,
+                    "timestamp": "2026-02-28T00:00:00Z",
+                }
+            )
+    invoices: dict[str, tuple[str, str, Decimal]] = {}  # id -> (location, currency, paid)
+    contacts: dict[str, list[str]] = defaultdict(list)
+    messages = 0
+    while len(bodies) < count:
+        location = rng.choice(location_ids)
+        at = (
+            (start + timedelta(minutes=rng.randrange(0, 60 * 24 * 10)))
+            .isoformat()
+            .replace("+00:00", "Z")
+        )
+        roll = rng.random()
+        if roll < 0.50:
+            messages += 1
+            conversation = f"{location}-conv{rng.randrange(8)}"
+            message_id = f"m{messages}" if rng.random() > 0.1 else f"m{max(1, messages - 1)}"
+            body = {
+                "type": "InboundMessage",
+                "locationId": location,
+                "conversationId": conversation,
+                "messageId": message_id,
+                "contactId": rng.choice(contacts[location]) if contacts[location] else None,
+                "body": "Hi, call me at +1 555 010 9999",
+                "messageType": "SMS",
+                "dateAdded": at,
+                "direction": "inbound",
+            }
+        elif roll < 0.58:
+            body = {
+                "type": "ConversationUnreadUpdate",
+                "locationId": location,
+                "id": f"{location}-conv{rng.randrange(8)}",
+                "unreadCount": rng.randrange(3),
+            }
+        elif roll < 0.78:
+            contact = f"{location}-c{rng.randrange(40)}"
+            kind = (
+                "ContactCreate"
+                if contact not in contacts[location] or rng.random() < 0.1
+                else "ContactUpdate"
+            )
+            contacts[location].append(contact)
+            body = {
+                "type": kind,
+                "locationId": location,
+                "id": contact,
+                "assignedTo": f"user{rng.randrange(3)}",
+                "email": f"{contact}@example.com",
+                "phone": "+15550100000",
+                "dateAdded": at,
+            }
+        else:
+            invoice = f"{location}-inv{rng.randrange(30)}"
+            _, currency, paid = invoices.get(
+                invoice, (location, rng.choice(list(EXPONENT)), Decimal(0))
+            )
+            step = Decimal(rng.randrange(1, 50000)) / Decimal(10) ** rng.choice([0, 1, 2, 3])
+            amount = paid + step if rng.random() > 0.15 else max(Decimal(0), paid - step)  # stale
+            invoices[invoice] = (location, currency, max(paid, amount))
+            status = "paid" if rng.random() < 0.3 else "partially_paid"
+            body = {
+                "_id": invoice,
+                "status": status,
+                "amountPaid": float(amount),
+                "currency": currency,
+                "altId": location,
+                "altType": "location",
+                "updatedAt": at,
+                "contactDetails": {"id": f"{location}-c1"},
+            }
+        body["webhookId"] = f"wh-{len(bodies)}"
+        bodies.append(body)
+        if rng.random() < 0.05:
+            bodies.append(body)  # a redelivery: the same webhook again
+    return bodies[:count]
+
+
+def to_jsonl(bodies: list[dict[str, Any]], broken: int = 3) -> str:
+    lines = [json.dumps(b) for b in bodies]
+    for n in range(broken):
+        lines.insert(len(lines) * (n + 1) // (broken + 1), ["{oops", "[1, 2]", "42"][n % 3])
+    return "\n".join(lines) + "\n"
+
+
+def expected(bodies: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per location: revenue {(date, currency): minor}, unread {conversation: n}, leads {date: n}."""
+    zones: dict[str, str] = {}
+    revenue: dict[str, dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
+    highest: dict[str, int] = {}
+    unread: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    seen_messages: set[tuple[str, str]] = set()
+    leads: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    seen_contacts: set[str] = set()
+
+    def local(location: str, stamp: str) -> str:
+        moment = datetime.fromisoformat(stamp)
+        return moment.astimezone(ZoneInfo(zones.get(location, "UTC"))).date().isoformat()
+
+    for body in bodies:
+        kind = body.get("type")
+        if kind == "LocationSettingsUpdated":
+            zones[body["locationId"]] = body["timezone"]
+        elif kind is None and body["status"] in ("paid", "partially_paid"):
+            currency = body["currency"]
+            quantum = Decimal(1).scaleb(-EXPONENT[currency])
+            paid = Decimal(str(body["amountPaid"])).quantize(quantum, rounding=ROUND_HALF_EVEN)
+            minor = int(paid.scaleb(EXPONENT[currency]))
+            before = highest.get(body["_id"], 0)
+            if minor > before:
+                revenue[body["altId"]][(local(body["altId"], body["updatedAt"]), currency)] += (
+                    minor - before
+                )
+                highest[body["_id"]] = minor
+        elif kind == "InboundMessage":
+            key = (body["conversationId"], body["messageId"])
+            if key not in seen_messages:
+                seen_messages.add(key)
+                unread[body["locationId"]][body["conversationId"]] += 1
+        elif kind == "ConversationUnreadUpdate":
+            unread[body["locationId"]][body["id"]] = body["unreadCount"]
+        elif kind == "ContactCreate" and body["id"] not in seen_contacts:
+            seen_contacts.add(body["id"])
+            leads[body["locationId"]][local(body["locationId"], body["dateAdded"])] += 1
+    locations = set(revenue) | set(unread) | set(leads)
+    return {
+        loc: {
+            "revenue": {k: v for k, v in revenue[loc].items() if v},
+            "unread": {k: v for k, v in unread[loc].items() if v},
+            "leads": {k: v for k, v in leads[loc].items() if v},
+        }
+        for loc in locations
+    }
+
+
+def format_minor(minor: int, currency: str) -> str:
+    exponent = EXPONENT[currency]
+    return str(Decimal(minor).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent)))
