@@ -38,7 +38,8 @@ KAFKA_IMAGE = f"streams-kafka:{KAFKA_VERSION}"
 FERRETDB_IMAGE = "streams-ferretdb:1.24.2"
 ABLY_IMAGE = "streams-ably-standin:1"
 ABLY_KEY = "testapp.testkey:not-a-real-secret"
-LABEL = {"streams.test": "1"}  # `make test` removes leftovers carrying it
+LABEL = {"streams.test": "1"}
+TEST_PARTITIONS = 3  # every test that creates the project's topics on the shared broker uses it  # `make test` removes leftovers carrying it
 
 
 class ServiceError(RuntimeError):

@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams.topics import RAW_WEBHOOKS, TOPICS, ensure_topics
+from tests.integration.services import TEST_PARTITIONS
 
 
 async def test_produce_and_consume_keeps_bytes_keys_headers_and_order(kafka_bootstrap: str) -> None:
@@ -47,8 +48,8 @@ async def test_produce_and_consume_keeps_bytes_keys_headers_and_order(kafka_boot
 
 
 async def test_ensure_topics_creates_the_raw_log_kept_forever_once(kafka_bootstrap: str) -> None:
-    first = await ensure_topics(kafka_bootstrap, partitions=3, replication_factor=1)
-    again = await ensure_topics(kafka_bootstrap, partitions=3, replication_factor=1)
+    first = await ensure_topics(kafka_bootstrap, partitions=TEST_PARTITIONS, replication_factor=1)
+    again = await ensure_topics(kafka_bootstrap, partitions=TEST_PARTITIONS, replication_factor=1)
     assert again == []
     assert set(first) <= {t.name for t in TOPICS}
 
@@ -61,7 +62,7 @@ async def test_ensure_topics_creates_the_raw_log_kept_forever_once(kafka_bootstr
         )
     finally:
         await admin.close()
-    assert len(described["partitions"]) == 3
+    assert len(described["partitions"]) == TEST_PARTITIONS
     values = {name: value for name, value, *_ in configs.resources[0][4]}
     assert values["retention.ms"] == "-1"
     assert values["retention.bytes"] == "-1"

@@ -1,0 +1,289 @@
+"""The core pipeline against real services: signed webhooks into running workers on the Kafka
+container, projections through the HTTP API and the CLI, derived events at the Ably-compatible
+stand-in, queries routed between two workers, and the realtime token."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import jwt
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from streams.topics import RAW_WEBHOOKS
+from tests.integration.processes import REPO, Worker, http, start_worker, wait_for
+from tests.integration.services import TEST_PARTITIONS, AblyServer
+
+SIGNING_KEY = Ed25519PrivateKey.generate()
+API_TOKEN = "test-api-token"
+JWT_SECRET = "a-test-app-secret-at-least-32-bytes"
+
+
+def webhook_env(kafka: str, ably: AblyServer) -> dict[str, str]:
+    public_pem = (
+        SIGNING_KEY.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return {
+        "STREAMS_KAFKA_BOOTSTRAP": kafka,
+        "STREAMS_PARTITIONS": str(TEST_PARTITIONS),
+        "STREAMS_REPLICATION_FACTOR": "1",
+        "GHL_WEBHOOK_ED25519_PUBLIC_KEY": public_pem,
+        "ABLY_API_KEY": ably.key,
+        "ABLY_ENDPOINT": f"http://{ably.address}",
+        "STREAMS_API_TOKEN": API_TOKEN,
+        "STREAMS_APP_JWT_SECRET": JWT_SECRET,
+    }
+
+
+def post_webhook(worker: Worker, payload: dict[str, Any], *, sign: bool = True) -> tuple[int, Any]:
+    body = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json"}
+    if sign:
+        headers["X-GHL-Signature"] = base64.b64encode(SIGNING_KEY.sign(body)).decode()
+    return http("POST", f"{worker.url}/webhooks/ghl", body, headers)
+
+
+def query(worker: Worker, location: str, kind: str, token: str | None = API_TOKEN) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return http("GET", f"{worker.url}/v1/locations/{location}/{kind}", headers=headers)
+
+
+async def raw_log_size(kafka: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(RAW_WEBHOOKS.name, p) for p in range(TEST_PARTITIONS)]
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
+def ably_messages(ably: AblyServer) -> list[dict[str, Any]]:
+    status, messages = http("GET", f"http://{ably.address}/_standin/messages")
+    assert status == 200, messages
+    return list(messages)
+
+
+async def test_webhooks_to_projections_queries_and_ably(
+    kafka_bootstrap: str, ably_server: AblyServer, tmp_path: Path
+) -> None:
+    env = webhook_env(kafka_bootstrap, ably_server)
+    http("DELETE", f"http://{ably_server.address}/_standin/messages")
+    run = uuid.uuid4().hex[:6]
+    loc_a, loc_b = f"A{run}", f"B{run}"
+    first = start_worker(env, tmp_path / "worker-1")
+    second: Worker | None = None
+    try:
+        first.wait_healthy()
+        settings = {
+            "type": "LocationSettingsUpdated",
+            "locationId": loc_a,
+            "timezone": "America/New_York",
+            "timestamp": "2026-03-01T00:00:00Z",
+        }
+        status, _ = http(
+            "POST",
+            f"{first.url}/v1/events",
+            json.dumps(settings).encode(),
+            {"Authorization": f"Bearer {API_TOKEN}"},
+        )
+        assert status == 200
+        assert http("POST", f"{first.url}/v1/events", b"{}", {})[0] == 401
+
+        before = await raw_log_size(kafka_bootstrap)
+        refused = post_webhook(
+            first, {"type": "ContactCreate", "locationId": loc_a, "id": "x"}, sign=False
+        )
+        assert refused[0] == 401 and "signature" in refused[1]["error"]
+        forged = {"type": "ContactCreate", "locationId": loc_a, "id": "x"}
+        body = json.dumps(forged).encode()
+        other = base64.b64encode(SIGNING_KEY.sign(body + b" ")).decode()
+        assert http("POST", f"{first.url}/webhooks/ghl", body, {"X-GHL-Signature": other})[0] == 401
+        assert post_webhook(first, ["not", "an", "object"])[0] == 400  # type: ignore[arg-type]
+        assert await raw_log_size(kafka_bootstrap) == before  # nothing written for any of them
+
+        traffic = [
+            {
+                "type": "ContactCreate",
+                "locationId": loc_a,
+                "id": "c1",
+                "assignedTo": "u1",
+                "email": "ann@example.com",
+                "phone": "+15550001111",
+                "name": "Ann",
+                "dateAdded": "2026-03-02T03:00:00Z",
+            },  # March 1st in New York
+            {
+                "type": "ContactCreate",
+                "locationId": loc_b,
+                "id": "c2",
+                "dateAdded": "2026-03-02T03:00:00Z",
+            },
+            {
+                "type": "InboundMessage",
+                "locationId": loc_a,
+                "conversationId": "conv1",
+                "contactId": "c1",
+                "messageId": "m1",
+                "body": "mail me at ann@example.com",
+                "dateAdded": "2026-03-02T10:00:00Z",
+                "webhookId": f"{run}-m1",
+            },
+            {
+                "type": "InboundMessage",
+                "locationId": loc_a,
+                "conversationId": "conv1",
+                "contactId": "c1",
+                "messageId": "m2",
+                "body": "hello?",
+                "dateAdded": "2026-03-02T10:01:00Z",
+            },
+            {
+                "_id": "inv1",
+                "status": "partially_paid",
+                "amountPaid": 100.1,
+                "currency": "USD",
+                "altId": loc_a,
+                "altType": "location",
+                "updatedAt": "2026-03-02T03:00:00Z",
+                "contactDetails": {"id": "c1"},
+            },
+            {
+                "_id": "inv1",
+                "status": "paid",
+                "amountPaid": 250,
+                "currency": "USD",
+                "altId": loc_a,
+                "altType": "location",
+                "updatedAt": "2026-03-02T15:00:00Z",
+                "contactDetails": {"id": "c1"},
+            },
+            {
+                "_id": "inv2",
+                "status": "paid",
+                "amountPaid": 1500,
+                "currency": "JPY",
+                "altId": loc_b,
+                "altType": "location",
+                "updatedAt": "2026-03-02T15:00:00Z",
+            },
+        ]
+        for payload in traffic:
+            assert post_webhook(first, payload)[0] == 200
+        assert post_webhook(first, traffic[2])[0] == 200  # HighLevel redelivers: counts once
+
+        revenue_a = {
+            "location_id": loc_a,
+            "from": None,
+            "to": None,
+            "days": [
+                {"date": "2026-03-01", "currency": "USD", "amount": "100.10"},
+                {"date": "2026-03-02", "currency": "USD", "amount": "149.90"},
+            ],
+            "totals": {"USD": "250.00"},
+        }
+        assert wait_for(lambda: query(first, loc_a, "revenue") == (200, revenue_a)), query(
+            first, loc_a, "revenue"
+        )
+        assert wait_for(lambda: query(first, loc_a, "unread")[1].get("total") == 2)
+        assert query(first, loc_a, "unread") == (
+            200,
+            {"location_id": loc_a, "total": 2, "conversations": {"conv1": 2}, "users": {"u1": 2}},
+        )
+        assert query(first, loc_a, "leads")[1]["days"] == [{"date": "2026-03-01", "count": 1}]
+        assert query(first, loc_a, "revenue", token=None)[0] == 401
+        assert query(first, loc_a, "revenue", token="wrong")[0] == 401
+        bad_range = http(
+            "GET",
+            f"{first.url}/v1/locations/{loc_a}/revenue?from=March",
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
+        )
+        assert bad_range[0] == 400 and "from" in bad_range[1]["error"]
+
+        # The derived events reached the Ably-compatible server, on the right channels.
+        expected_events = {
+            ("new-message", f"location:{loc_a}"): 2,
+            ("new-message", "user:u1"): 2,
+            ("unread-changed", f"location:{loc_a}"): 2,
+            ("unread-changed", "user:u1"): 2,
+            ("payment-received", f"location:{loc_a}"): 2,
+            ("payment-received", "user:u1"): 2,
+            ("revenue-update", f"location:{loc_a}"): 2,
+            ("payment-received", f"location:{loc_b}"): 1,
+            ("revenue-update", f"location:{loc_b}"): 1,
+            ("lead-alert", f"location:{loc_a}"): 1,
+            ("lead-alert", "user:u1"): 1,
+            ("lead-alert", f"location:{loc_b}"): 1,
+        }
+
+        def received() -> dict[tuple[str, str], int]:
+            counts: dict[tuple[str, str], int] = {}
+            for message in ably_messages(ably_server):
+                key = (message["name"], message["channel"])
+                counts[key] = counts.get(key, 0) + 1
+            return counts
+
+        assert wait_for(lambda: received() == expected_events, timeout=30), received()
+        messages = ably_messages(ably_server)
+        assert len({m["id"] for m in messages}) == len(messages)  # unique ids
+        for message in messages:
+            if message["channel"].startswith("location:"):
+                text = json.dumps(message["data"])
+                assert "@example.com" not in text and "+1555" not in text, message
+
+        # A second worker: partitions split between the two, every query answered by both.
+        second = start_worker(env, tmp_path / "worker-2")
+        second.wait_healthy()
+        first.wait_healthy()
+        for worker in (first, second):
+            assert wait_for(
+                lambda w=worker: query(w, loc_a, "revenue") == (200, revenue_a), timeout=60
+            ), query(worker, loc_a, "revenue")
+            assert query(worker, loc_b, "revenue")[1]["totals"] == {"JPY": "1500"}
+            assert query(worker, loc_b, "leads")[1]["total"] == 1
+
+        # The CLI gives the same JSON as the API.
+        cli = subprocess.run(
+            [str(REPO / ".venv/bin/streams"), "query", "revenue", "--location", loc_a, "--json"],
+            env={**env, "STREAMS_WEB_PORT": str(second.port), "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+        )
+        assert cli.returncode == 0, cli.stderr
+        assert json.loads(cli.stdout) == revenue_a
+
+        # The realtime token: exactly the user's and the location's channels.
+        app_jwt = jwt.encode(
+            {"sub": "u1", "locationId": loc_a, "exp": int(time.time()) + 60},
+            JWT_SECRET,
+            algorithm="HS256",
+        )
+        status, token = http(
+            "POST", f"{first.url}/v1/realtime/token", b"", {"Authorization": f"Bearer {app_jwt}"}
+        )
+        assert status == 200, token
+        assert json.loads(token["capability"]) == {
+            "user:u1": ["subscribe"],
+            f"location:{loc_a}": ["presence", "subscribe"],
+        }
+        assert token["clientId"] == "u1" and ably_server.key.split(":")[1] not in json.dumps(token)
+        assert (
+            http("POST", f"{first.url}/v1/realtime/token", b"", {"Authorization": "Bearer nope"})[0]
+            == 401
+        )
+    finally:
+        for worker in (first, second):
+            if worker is not None:
+                worker.stop()
