@@ -110,6 +110,8 @@ async def test_webhooks_to_projections_queries_and_ably(
         other = base64.b64encode(SIGNING_KEY.sign(body + b" ")).decode()
         assert http("POST", f"{first.url}/webhooks/ghl", body, {"X-GHL-Signature": other})[0] == 401
         assert post_webhook(first, ["not", "an", "object"])[0] == 400  # type: ignore[arg-type]
+        huge = post_webhook(first, {"type": "Note", "locationId": loc_a, "body": "x" * 1_100_000})
+        assert huge[0] == 413, huge
         assert await raw_log_size(kafka_bootstrap) == before  # nothing written for any of them
 
         traffic = [
