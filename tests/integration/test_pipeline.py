@@ -202,7 +202,10 @@ async def test_webhooks_to_projections_queries_and_ably(
             200,
             {"location_id": loc_a, "total": 2, "conversations": {"conv1": 2}, "users": {"u1": 2}},
         )
-        assert query(first, loc_a, "leads")[1]["days"] == [{"date": "2026-03-01", "count": 1}]
+        # Each family is its own agent: wait for the contacts agent as well.
+        assert wait_for(
+            lambda: query(first, loc_a, "leads")[1]["days"] == [{"date": "2026-03-01", "count": 1}]
+        ), query(first, loc_a, "leads")
         assert query(first, loc_a, "revenue", token=None)[0] == 401
         assert query(first, loc_a, "revenue", token="wrong")[0] == 401
         bad_range = http(
