@@ -20,6 +20,7 @@ test:
 	setup_done=$$(date +%s); \
 	echo "== set-up took $$((setup_done - start))s"; \
 	$(MAKE) --no-print-directory lint && \
+	(cd infra/ably-standin && go test ./...) && \
 	$(VENV)/bin/pytest tests; status=$$?; \
 	end=$$(date +%s); \
 	echo "== set-up took $$((setup_done - start))s, checks and tests took $$((end - setup_done))s"; \

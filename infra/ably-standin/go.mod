@@ -1,0 +1,3 @@
+module streams/infra/ably-standin
+
+go 1.22

@@ -1,0 +1,3 @@
+module streams/infra/kafka/entrypoint
+
+go 1.21
