@@ -55,6 +55,8 @@ images: $(KAFKA_LIBS)/.fetched
 	bash infra/kafka/build-image.sh
 	bash infra/ferretdb/build-image.sh
 	bash infra/ably-standin/build-image.sh
+	@# Containers a killed test run left behind (testcontainers' reaper cannot be pulled here).
+	@docker ps -aq --filter label=streams.test=1 | xargs -r docker rm -f >/dev/null
 
 lint: setup
 	$(VENV)/bin/ruff check streams tests
