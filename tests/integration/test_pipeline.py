@@ -4,6 +4,7 @@ stand-in, queries routed between two workers, and the realtime token."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import subprocess
@@ -18,7 +19,7 @@ from aiokafka.structs import TopicPartition
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from streams.topics import RAW_WEBHOOKS
+from streams.topics import DLQ, RAW_WEBHOOKS
 from tests.integration.processes import REPO, Worker, http, start_worker, wait_for
 from tests.integration.services import TEST_PARTITIONS, AblyServer
 
@@ -64,6 +65,25 @@ async def raw_log_size(kafka: str) -> int:
     try:
         partitions = [TopicPartition(RAW_WEBHOOKS.name, p) for p in range(TEST_PARTITIONS)]
         return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
+async def dead_letter_for(kafka: str, webhook_id: str) -> dict[str, bytes]:
+    consumer = AIOKafkaConsumer(
+        DLQ.name,
+        bootstrap_servers=kafka,
+        auto_offset_reset="earliest",
+        group_id=f"dlq-reader-{uuid.uuid4().hex[:6]}",
+    )
+    await consumer.start()
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                record = await consumer.getone()
+                headers = dict(record.headers)
+                if headers.get("webhook-id") == webhook_id.encode():
+                    return headers
     finally:
         await consumer.stop()
 
@@ -185,6 +205,16 @@ async def test_webhooks_to_projections_queries_and_ably(
         for payload in traffic[:2]:
             assert post_webhook(first, payload)[0] == 200
         assert wait_for(lambda: query(first, loc_a, "leads")[1].get("total") == 1)
+        poison = {
+            "_id": "bad",
+            "status": "paid",
+            "amountPaid": "lots",
+            "currency": "USD",
+            "altId": loc_a,
+            "altType": "location",
+            "webhookId": f"{run}-poison",
+        }
+        assert post_webhook(first, poison)[0] == 200  # valid JSON: the log takes it
         for payload in traffic[2:]:
             assert post_webhook(first, payload)[0] == 200
         assert post_webhook(first, traffic[2])[0] == 200  # HighLevel redelivers: counts once
@@ -223,6 +253,11 @@ async def test_webhooks_to_projections_queries_and_ably(
             headers={"Authorization": f"Bearer {API_TOKEN}"},
         )
         assert bad_range[0] == 400 and "from" in bad_range[1]["error"]
+
+        # The poison record went to the dead letters with its reason; the partition moved on.
+        dead = await dead_letter_for(kafka_bootstrap, f"{run}-poison")
+        assert b"amountPaid" in dead["error"] and dead["family"] == b"payments"
+        assert dead["source-topic"] == RAW_WEBHOOKS.name.encode()
 
         # The derived events reached the Ably-compatible server, on the right channels.
         expected_events = {
