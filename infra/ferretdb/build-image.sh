@@ -26,47 +26,21 @@
 set -euo pipefail
 
 me="ferretdb/build-image.sh"
-die() { echo "$me: $*" >&2; exit 1; }
 
 FERRETDB_VERSION=1.24.2
 IMAGE="streams-ferretdb:$FERRETDB_VERSION"
-LABEL=streams.source-hash
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../docker/build-lib.sh
+source "$here/../docker/build-lib.sh"
 repo="$(cd "$here/../.." && pwd)"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/streams/ferretdb"
 hash="$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-32)"
 
-docker_ok() { docker info >/dev/null 2>&1; }
-if ! docker_ok; then
-  bash "$repo/infra/docker/ensure-engine.sh" || die "no Docker engine (see above)"
-  docker_ok || die "no Docker engine: docker info still fails"
-fi
-
-image_hash() { docker image inspect "$IMAGE" --format "{{ index .Config.Labels \"$LABEL\" }}" 2>/dev/null || true; }
-if [ "$(image_hash)" = "$hash" ]; then
-  echo "$IMAGE is up to date"
-  exit 0
-fi
-
-mkdir -p "$cache"
-exec 9>"$cache/.lock"
-flock 9   # one build at a time; a second caller then finds the image up to date
-if [ "$(image_hash)" = "$hash" ]; then
-  echo "$IMAGE is up to date"
-  exit 0
-fi
-
+ensure_docker
+exit_if_up_to_date
+lock_build
 start=$SECONDS
-steplog="$cache/last-build.log"
-: >"$steplog"
-run() {  # run a step quietly; on failure show its output and stop
-  local what="$1"; shift
-  if ! "$@" >>"$steplog" 2>&1 </dev/null; then
-    tail -n 40 "$steplog" >&2
-    die "$what failed (full log: $steplog)"
-  fi
-}
 
 # --- The binary (cached by FerretDB version + Go version) --------------------------------------
 GO="$(command -v go || true)"

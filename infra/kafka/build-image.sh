@@ -31,12 +31,12 @@
 set -euo pipefail
 
 me="kafka/build-image.sh"
-die() { echo "$me: $*" >&2; exit 1; }
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../docker/build-lib.sh
+source "$here/../docker/build-lib.sh"
 repo="$(cd "$here/../.." && pwd)"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/streams/kafka"
-LABEL=streams.source-hash
 # Modules the broker needs (java.desktop: java.beans for commons-beanutils; jdk.zipfs, jdk.naming.dns...).
 MODULES=java.base,java.management,java.naming,java.security.jgss,java.security.sasl,java.sql,jdk.management,jdk.unsupported,java.xml,jdk.crypto.ec,java.logging,java.desktop,jdk.naming.dns,java.scripting,jdk.zipfs
 JLINK_OPTS=(--strip-debug --no-header-files --no-man-pages --compress=0 --generate-cds-archive)
@@ -64,36 +64,10 @@ hash="$( { cat "${BASH_SOURCE[0]}" "$here/entrypoint/main.go" "$here/server.prop
   | sha256sum | cut -c1-32)"
 
 # --- Docker engine ------------------------------------------------------------------------------
-docker_ok() { docker info >/dev/null 2>&1; }
-if ! docker_ok; then
-  bash "$repo/infra/docker/ensure-engine.sh" || die "no Docker engine (see above)"
-  docker_ok || die "no Docker engine: docker info still fails"
-fi
-
-image_hash() { docker image inspect "$IMAGE" --format "{{ index .Config.Labels \"$LABEL\" }}" 2>/dev/null || true; }
-if [ "$(image_hash)" = "$hash" ]; then
-  echo "$IMAGE is up to date"
-  exit 0
-fi
-
-mkdir -p "$cache"
-exec 9>"$cache/.lock"
-flock 9   # one build at a time; a second caller then finds the image up to date
-if [ "$(image_hash)" = "$hash" ]; then
-  echo "$IMAGE is up to date"
-  exit 0
-fi
-
+ensure_docker
+exit_if_up_to_date
+lock_build
 start=$SECONDS
-steplog="$cache/last-build.log"
-: >"$steplog"
-run() {  # run a step quietly; on failure show its output and stop
-  local what="$1"; shift
-  if ! "$@" >>"$steplog" 2>&1 </dev/null; then
-    tail -n 40 "$steplog" >&2
-    die "$what failed (full log: $steplog)"
-  fi
-}
 
 # --- Broker jars --------------------------------------------------------------------------------
 libs="$here/libs"
