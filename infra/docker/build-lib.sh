@@ -44,3 +44,19 @@ run() {
     die "$what failed (full log: $steplog)"
   fi
 }
+
+# import_image ROOTFS_TAR DOCKER_IMPORT_OPTIONS...: tag the root filesystem as IMAGE, remove the
+# image it replaces, and print the one line the build scripts report. Uses `start` (SECONDS).
+import_image() {
+  local tar="$1"; shift
+  local old_id new_id size
+  old_id="$(docker image inspect "$IMAGE" --format '{{.Id}}' 2>/dev/null || true)"
+  run "docker import" docker import "$@" "$tar" "$IMAGE"
+  [ "$(image_hash)" = "$hash" ] || die "docker import ran but $IMAGE does not carry the expected label"
+  new_id="$(docker image inspect "$IMAGE" --format '{{.Id}}')"
+  if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
+    docker image rm "$old_id" >/dev/null 2>&1 || true   # the previous build, now untagged
+  fi
+  size="$(docker image inspect "$IMAGE" --format '{{.Size}}')"
+  echo "built image $IMAGE ($((size / 1000000)) MB, hash $hash) in $((SECONDS - start))s"
+}

@@ -97,20 +97,11 @@ nogroup:x:65534:
 EOF
 tar -C "$root" -cf "$work/rootfs.tar" --numeric-owner --owner=0 --group=0 --sort=name --mtime=@0 .
 
-old_id="$(docker image inspect "$IMAGE" --format '{{.Id}}' 2>/dev/null || true)"
-run "docker import" docker import \
+import_image "$work/rootfs.tar" \
   --change "ENV PATH=/usr/local/bin" \
   --change "WORKDIR /data" \
   --change "EXPOSE 27017" \
   --change "LABEL $LABEL=$hash org.opencontainers.image.title=streams-ferretdb com.ferretdb.version=v$FERRETDB_VERSION" \
   --change 'ENTRYPOINT ["/usr/local/bin/ferretdb", "--handler=sqlite", "--sqlite-url=file:/data/", "--listen-addr=0.0.0.0:27017", "--debug-addr=-", "--state-dir=-", "--telemetry=disable"]' \
-  --message "streams-ferretdb $FERRETDB_VERSION (infra/ferretdb/build-image.sh)" \
-  "$work/rootfs.tar" "$IMAGE"
-[ "$(image_hash)" = "$hash" ] || die "docker import ran but $IMAGE does not carry the expected label"
-new_id="$(docker image inspect "$IMAGE" --format '{{.Id}}')"
-if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
-  docker image rm "$old_id" >/dev/null 2>&1 || true   # the previous build, now untagged
-fi
+  --message "streams-ferretdb $FERRETDB_VERSION (infra/ferretdb/build-image.sh)"
 rm -rf "$work"
-size="$(docker image inspect "$IMAGE" --format '{{.Size}}')"
-echo "built image $IMAGE ($((size / 1000000)) MB, hash $hash) in $((SECONDS - start))s"

@@ -178,20 +178,11 @@ tarflags=(--numeric-owner --sort=name --mtime=@0 --format=gnu)
 tar -C "$root" -cf "$work/rootfs.tar" "${tarflags[@]}" --owner=0 --group=0 --exclude=./var/lib/kafka .
 tar -C "$root" -rf "$work/rootfs.tar" "${tarflags[@]}" --owner=$KAFKA_UID --group=$KAFKA_UID ./var/lib/kafka
 
-old_id="$(docker image inspect "$IMAGE" --format '{{.Id}}' 2>/dev/null || true)"
-run "docker import" docker import \
+import_image "$work/rootfs.tar" \
   --change "ENV PATH=/opt/java/bin:/usr/local/bin JAVA_HOME=/opt/java" \
   --change "WORKDIR /var/lib/kafka" \
   --change "EXPOSE 9092" \
   --change "LABEL $LABEL=$hash org.opencontainers.image.title=streams-kafka org.apache.kafka.version=$version" \
   --change 'ENTRYPOINT ["/usr/local/bin/kafka-entrypoint"]' \
-  --message "streams-kafka $version (infra/kafka/build-image.sh)" \
-  "$work/rootfs.tar" "$IMAGE"
-[ "$(image_hash)" = "$hash" ] || die "docker import ran but $IMAGE does not carry the expected label"
-new_id="$(docker image inspect "$IMAGE" --format '{{.Id}}')"
-if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
-  docker image rm "$old_id" >/dev/null 2>&1 || true   # the previous build, now untagged
-fi
+  --message "streams-kafka $version (infra/kafka/build-image.sh)"
 rm -rf "$work"
-size="$(docker image inspect "$IMAGE" --format '{{.Size}}')"
-echo "built image $IMAGE ($((size / 1000000)) MB, hash $hash) in $((SECONDS - start))s"
