@@ -113,13 +113,22 @@ def webhook_id(body: Mapping[str, Any], raw: bytes) -> str:
 
 
 def record_headers(
-    body: Mapping[str, Any], raw: bytes, *, source: str, signature: str, received_at: int
+    body: Mapping[str, Any],
+    raw: bytes,
+    *,
+    source: str,
+    signature: str,
+    received_at: int,
+    kind: str | None = None,
+    webhook: str | None = None,
 ) -> list[tuple[str, bytes]]:
+    """The raw record's headers; `kind` and `webhook` override what the body says (backfill
+    knows both from the legacy store)."""
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
     return [
-        ("webhook-id", webhook_id(body, raw).encode()),
-        ("event-type", event_type(body).encode()),
+        ("webhook-id", (webhook or webhook_id(body, raw)).encode()),
+        ("event-type", (kind or event_type(body)).encode()),
         ("received-at", str(received_at).encode()),
         ("source", source.encode()),
         ("signature", signature.encode()),

@@ -13,13 +13,12 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from streams.codec import loads_object
-from streams.ingress.raw_log import RawLog
+from streams.ingress.raw_log import Incoming, RawLog
 from streams.topics import RAW_WEBHOOKS
 
 __all__ = ["IngestReport", "ingest_file", "wait_consumed"]
@@ -34,7 +33,7 @@ class IngestReport:
     last_offsets: dict[int, int] = field(default_factory=dict)  # partition -> last offset
 
 
-def parse_lines(lines: Iterable[str], report: IngestReport) -> list[tuple[bytes, dict[str, Any]]]:
+def parse_lines(lines: Iterable[str], report: IngestReport) -> list[Incoming]:
     parsed = []
     for number, line in enumerate(lines, start=1):
         text = line.strip()
@@ -42,7 +41,7 @@ def parse_lines(lines: Iterable[str], report: IngestReport) -> list[tuple[bytes,
             continue
         body = text.encode()
         try:
-            parsed.append((body, loads_object(body)))
+            parsed.append(Incoming(body, loads_object(body)))
         except ValueError as exc:
             report.broken.append((number, str(exc)))
     return parsed

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -19,7 +20,18 @@ from streams.codec import dumps
 from streams.events import record_headers
 from streams.topics import RAW_WEBHOOKS, raw_key
 
-__all__ = ["KafkaUnavailable", "RawLog"]
+__all__ = ["Incoming", "KafkaUnavailable", "RawLog"]
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A body on its way into the raw log, with what is known of it besides the body."""
+
+    body: bytes
+    payload: dict[str, Any]
+    received_at: int | None = None  # epoch ms; now when unknown
+    kind: str | None = None  # the event type, when the body does not say
+    webhook_id: str | None = None
 
 
 class KafkaUnavailable(RuntimeError):
@@ -59,27 +71,29 @@ class RawLog:
             raise KafkaUnavailable(f"Kafka did not acknowledge the write: {exc!r}") from exc
 
     async def append_many(
-        self,
-        items: list[tuple[bytes, dict[str, Any]]],
-        *,
-        source: str,
-        signature: str,
+        self, items: list[Incoming], *, source: str, signature: str
     ) -> list[RecordMetadata]:
         """Write many records, in order, pipelined; return once Kafka acknowledged them all."""
         producer = await self._started()
-        received_at = int(time.time() * 1000)
+        now = int(time.time() * 1000)
         try:
             # Enqueue one by one (keeps log order), then wait for all acknowledgements together.
             pending = [
                 await producer.send(
                     RAW_WEBHOOKS.name,
-                    body,
-                    key=raw_key(payload),
+                    item.body,
+                    key=raw_key(item.payload),
                     headers=record_headers(
-                        payload, body, source=source, signature=signature, received_at=received_at
+                        item.payload,
+                        item.body,
+                        source=source,
+                        signature=signature,
+                        received_at=item.received_at or now,
+                        kind=item.kind,
+                        webhook=item.webhook_id,
                     ),
                 )
-                for body, payload in items
+                for item in items
             ]
             return list(await asyncio.wait_for(asyncio.gather(*pending), self.timeout * 3))
         except Exception as exc:

@@ -9,6 +9,6 @@ def test_lines_that_are_not_json_objects_are_counted_not_kept() -> None:
         ['{"type":"ContactCreate","id":"a"}\n', "\n", "not json\n", "[1,2]\n", '{"type":"X"}'],
         report,
     )
-    assert [payload["type"] for _, payload in kept] == ["ContactCreate", "X"]
-    assert kept[0][0] == b'{"type":"ContactCreate","id":"a"}'  # the exact bytes, unchanged
+    assert [item.payload["type"] for item in kept] == ["ContactCreate", "X"]
+    assert kept[0].body == b'{"type":"ContactCreate","id":"a"}'  # the exact bytes, unchanged
     assert [number for number, _ in report.broken] == [3, 4]
