@@ -11,11 +11,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 import faust
 
 from streams.app import APP_ID, create_app
+from streams.backfill import LegacyLayout, backfill
 from streams.broker import BrokerError, LocalKafka, recorded_bootstrap
 from streams.ingest import ingest_file, wait_consumed
 from streams.ingress.raw_log import KafkaUnavailable, RawLog
@@ -32,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
         return int(args.command(settings, args) or 0)
@@ -66,6 +69,26 @@ def _parser() -> argparse.ArgumentParser:
         help="mark records live (notifications are sent) instead of import",
     )
     ingest.set_defaults(command=_ingest)
+
+    backfill = sub.add_parser("backfill", help="load history from before the log")
+    source = backfill.add_subparsers(required=True, metavar="SOURCE")
+    mongo = source.add_parser("mongo", help="from the legacy MongoDB webhook store")
+    mongo.add_argument("--uri", help="MongoDB URI (default: MONGODB_URI)")
+    mongo.add_argument("--db", required=True)
+    mongo.add_argument("--collection", required=True)
+    mongo.add_argument("--since", help="only documents received on or after this date (YYYY-MM-DD)")
+    mongo.add_argument("--dry-run", action="store_true", help="read and check, write nothing")
+    mongo.add_argument("--batch-size", type=int, default=500)
+    layout = LegacyLayout()
+    for name in ("body", "type", "webhook_id", "received_at"):
+        mongo.add_argument(
+            f"--{name.replace('_', '-')}-field",
+            dest=f"{name}_field",
+            default=getattr(layout, name),
+            help=f"the legacy document's field for the {name.replace('_', ' ')} "
+            f"(default: {getattr(layout, name)})",
+        )
+    mongo.set_defaults(command=_backfill_mongo)
 
     query = sub.add_parser("query", help="ask a running worker about a location")
     query.add_argument("kind", choices=["revenue", "unread", "leads"])
@@ -117,7 +140,7 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
 
 def _ingest(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> int:
-        bootstrap = _bootstrap(settings)
+        bootstrap = await _ready_log(settings)
         async with RawLog(bootstrap) as raw_log:
             report = await ingest_file(args.file, raw_log, live=args.live)
         print(
@@ -160,6 +183,41 @@ def _query(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _backfill_mongo(settings: Settings, args: argparse.Namespace) -> int:
+    uri = args.uri or (settings.mongodb_uri.reveal() if settings.mongodb_uri else None)
+    if not uri:
+        raise ValueError("no MongoDB: pass --uri or set MONGODB_URI")
+    layout = LegacyLayout(
+        body=args.body_field,
+        type=args.type_field,
+        webhook_id=args.webhook_id_field,
+        received_at=args.received_at_field,
+    )
+    since = date.fromisoformat(args.since) if args.since else None
+
+    async def run() -> int:
+        async with RawLog(await _ready_log(settings)) as raw_log:
+            report = await backfill(
+                uri,
+                args.db,
+                args.collection,
+                raw_log,
+                checkpoint_dir=settings.data_dir / "backfill",
+                layout=layout,
+                since=since,
+                batch_size=args.batch_size,
+                dry_run=args.dry_run,
+            )
+        verb = "would be written" if args.dry_run else "written"
+        print(
+            f"{report.read} documents read: {report.written} {verb} to {RAW_WEBHOOKS.name}, "
+            f"{report.already_in_log} already in the log, {report.unusable} unusable"
+        )
+        return 0
+
+    return asyncio.run(run())
+
+
 def _run_worker(settings: Settings, bootstrap: str, loop: asyncio.AbstractEventLoop) -> int:
     loop.run_until_complete(
         ensure_topics(
@@ -175,6 +233,15 @@ def _run_worker(settings: Settings, bootstrap: str, loop: asyncio.AbstractEventL
     except SystemExit as exit_:
         return int(exit_.code or 0)
     return 0
+
+
+async def _ready_log(settings: Settings) -> str:
+    """The bootstrap address, once the project's topics exist (created as configured)."""
+    bootstrap = _bootstrap(settings)
+    await ensure_topics(
+        bootstrap, partitions=settings.partitions, replication_factor=settings.replication_factor
+    )
+    return bootstrap
 
 
 def _bootstrap(settings: Settings) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -11,8 +12,9 @@ __all__ = ["DecodeError", "dumps", "loads", "loads_object"]
 DecodeError = orjson.JSONDecodeError
 
 
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value)
+def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
+    """JSON bytes; `default` turns values orjson does not know (e.g. BSON types) into ones it does."""
+    return orjson.dumps(value, default=default)
 
 
 def loads(data: bytes | str) -> Any:

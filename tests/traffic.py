@@ -19,11 +19,13 @@ EXPONENT = {"USD": 2, "EUR": 2, "JPY": 0, "KWD": 3}
 TIMEZONES = ["America/New_York", "Asia/Tokyo", "Europe/Berlin", None, "Australia/Sydney"]
 
 
-def generate(count: int, *, locations: int = 5, seed: int = 7) -> list[dict[str, Any]]:
+def generate(
+    count: int, *, locations: int = 5, seed: int = 7, prefix: str = "loc"
+) -> list[dict[str, Any]]:
     """`count` webhook bodies (some repeated, as HighLevel redelivers), in log order."""
     rng = random.Random(seed)
     start = datetime(2026, 3, 1, tzinfo=UTC)
-    location_ids = [f"loc{n}" for n in range(locations)]
+    location_ids = [f"{prefix}{n}" for n in range(locations)]
     bodies: list[dict[str, Any]] = []
     for index, location in enumerate(location_ids):
         zone = TIMEZONES[index % len(TIMEZONES)]
@@ -34,6 +36,7 @@ def generate(count: int, *, locations: int = 5, seed: int = 7) -> list[dict[str,
                     "locationId": location,
                     "timezone": zone,
                     "timestamp": "2026-02-28T00:00:00Z",
+                    "webhookId": f"{prefix}-settings-{index}",
                 }
             )
     invoices: dict[str, tuple[str, str, Decimal]] = {}  # id -> (location, currency, paid)
@@ -81,7 +84,7 @@ def generate(count: int, *, locations: int = 5, seed: int = 7) -> list[dict[str,
                 "type": kind,
                 "locationId": location,
                 "id": contact,
-                "assignedTo": f"user{rng.randrange(3)}",
+                "assignedTo": f"{prefix}-user{rng.randrange(3)}",
                 "email": f"{contact}@example.com",
                 "phone": "+15550100000",
                 "dateAdded": at,
@@ -105,7 +108,7 @@ def generate(count: int, *, locations: int = 5, seed: int = 7) -> list[dict[str,
                 "updatedAt": at,
                 "contactDetails": {"id": f"{location}-c1"},
             }
-        body["webhookId"] = f"wh-{len(bodies)}"
+        body["webhookId"] = f"{prefix}-wh-{len(bodies)}"
         bodies.append(body)
         if rng.random() < 0.05:
             bodies.append(body)  # a redelivery: the same webhook again
