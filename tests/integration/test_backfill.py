@@ -115,7 +115,7 @@ async def test_backfill_is_exact_resumable_and_silent(
         stderr=subprocess.PIPE,
     )
     assert wait_for(checkpoint.exists, timeout=60, interval=0.01)
-    time.sleep(0.5)
+    time.sleep(0.2)  # a few more batches, then kill it mid-stream
     first.send_signal(signal.SIGKILL)
     first.wait()
     assert first.returncode == -signal.SIGKILL, "the first run finished before it could be killed"
