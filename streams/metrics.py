@@ -11,6 +11,7 @@ _HELP = {
     "streams_records_total": "raw records a family agent processed",
     "streams_dead_letters_total": "records sent to the dead-letter topic, by family",
     "streams_derived_events_total": "derived events emitted, by name",
+    "streams_unknown_types_total": "raw records of a type no family handles (kept, not processed)",
     "streams_published_total": "derived events the publisher delivered (or logged, without Ably)",
     "streams_publish_retries_total": "publish attempts retried after a transient failure",
 }

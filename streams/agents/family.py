@@ -24,7 +24,7 @@ from streams.codec import dumps, loads_object
 from streams.events import BadRecord, Event, event_type
 from streams.topics import RAW_WEBHOOKS
 
-__all__ = ["Handler", "Topics", "install_family"]
+__all__ = ["Handler", "Topics", "install_family", "install_unknown"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,30 @@ def install_family(
 
     agent.__name__ = family
     app.agent(topics.raw, name=f"streams.agents.{family}")(agent)
+
+
+def install_unknown(app: faust.App, topics: Topics, known: Iterable[str]) -> None:
+    """Records no family owns: a type nobody knows stays in the log and is counted per type; a
+    record without headers whose bytes are not a JSON object goes to the dead letters."""
+    known_types = frozenset(known)
+
+    async def unknown(stream: faust.StreamT) -> None:
+        async for record in stream.events():
+            message = record.message
+            headers = dict(message.headers or [])
+            kind = headers.get("event-type", b"").decode() or _sniff_type(message.value)
+            if not kind:
+                await _dead_letter(
+                    topics,
+                    message,
+                    headers,
+                    "unknown",
+                    "no event-type header and the body is not a JSON object",
+                )
+            elif kind not in known_types:
+                metrics.count("streams_unknown_types_total", type=kind)
+
+    app.agent(topics.raw, name="streams.agents.unknown")(unknown)
 
 
 async def _with_retries(handle: Handler, event: Event, family: str) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -69,7 +69,10 @@ async def raw_log_size(kafka: str) -> int:
         await consumer.stop()
 
 
-async def dead_letter_for(kafka: str, webhook_id: str) -> dict[str, bytes]:
+async def dead_letter_for(
+    kafka: str, webhook_id: str | None = None, value: bytes | None = None
+) -> dict[str, bytes]:
+    """The headers of the dead letter with this webhook id (or these exact bytes)."""
     consumer = AIOKafkaConsumer(
         DLQ.name,
         bootstrap_servers=kafka,
@@ -82,7 +85,9 @@ async def dead_letter_for(kafka: str, webhook_id: str) -> dict[str, bytes]:
             while True:
                 record = await consumer.getone()
                 headers = dict(record.headers)
-                if headers.get("webhook-id") == webhook_id.encode():
+                if (
+                    webhook_id is not None and headers.get("webhook-id") == webhook_id.encode()
+                ) or (value is not None and record.value == value):
                     return headers
     finally:
         await consumer.stop()
@@ -258,6 +263,32 @@ async def test_webhooks_to_projections_queries_and_ably(
         dead = await dead_letter_for(kafka_bootstrap, f"{run}-poison")
         assert b"amountPaid" in dead["error"] and dead["family"] == b"payments"
         assert dead["source-topic"] == RAW_WEBHOOKS.name.encode()
+
+        # A type no family knows stays in the log and is counted; bytes nobody can read, written
+        # without headers by some other producer, go to the dead letters.
+        novel = {"type": "SomethingNew", "locationId": loc_a}
+        assert (
+            http(
+                "POST",
+                f"{first.url}/v1/events",
+                json.dumps(novel).encode(),
+                {"Authorization": f"Bearer {API_TOKEN}"},
+            )[0]
+            == 200
+        )
+        garbage = f"\x00not json {run}".encode()
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        await producer.send_and_wait(RAW_WEBHOOKS.name, garbage, key=loc_a.encode())
+        await producer.stop()
+        dead = await dead_letter_for(kafka_bootstrap, value=garbage)
+        assert dead["family"] == b"unknown" and b"not a JSON object" in dead["error"]
+        assert wait_for(
+            lambda: (
+                'streams_unknown_types_total{type="SomethingNew"} 1'
+                in http("GET", f"{first.url}/metrics")[1]
+            )
+        )
 
         # The derived events reached the Ably-compatible server, on the right channels.
         expected_events = {
