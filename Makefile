@@ -9,7 +9,7 @@ VENV := .venv
 KAFKA_LIBS := infra/kafka/libs
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test test-unit test-integration setup kafka images lint clean
+.PHONY: run test test-unit test-integration setup kafka images lint bench clean
 
 run: setup
 	exec $(VENV)/bin/streams dev
@@ -58,8 +58,12 @@ images: $(KAFKA_LIBS)/.fetched
 	@# Containers a killed test run left behind (testcontainers' reaper cannot be pulled here).
 	@docker ps -aq --filter label=streams.test=1 | xargs -r docker rm -f >/dev/null
 
+# Benchmarks are not tests: nothing in `make test` depends on timing.
+bench: setup
+	$(VENV)/bin/python -m bench.throughput
+
 lint: setup
-	$(VENV)/bin/ruff check streams tests
+	$(VENV)/bin/ruff check streams tests bench
 	$(VENV)/bin/mypy
 
 clean:
