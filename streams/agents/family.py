@@ -60,11 +60,9 @@ def install_family(
     async def agent(stream: faust.StreamT) -> None:
         async for record in stream.events():
             message = record.message
-            headers = dict(message.headers or [])
-            kind = headers.get("event-type", b"").decode() or _sniff_type(message.value)
-            if kind not in wanted:
-                continue
-            await process(message, headers)
+            headers, kind = _typed(message)
+            if kind in wanted:
+                await process(message, headers)
 
     async def process(message: Any, headers: dict[str, bytes]) -> None:
         try:
@@ -95,8 +93,7 @@ def install_unknown(app: faust.App, topics: Topics, known: Iterable[str]) -> Non
     async def unknown(stream: faust.StreamT) -> None:
         async for record in stream.events():
             message = record.message
-            headers = dict(message.headers or [])
-            kind = headers.get("event-type", b"").decode() or _sniff_type(message.value)
+            headers, kind = _typed(message)
             if not kind:
                 await _dead_letter(
                     topics,
@@ -153,9 +150,14 @@ async def _dead_letter(
     metrics.count("streams_dead_letters_total", family=family)
 
 
-def _sniff_type(value: bytes | None) -> str:
-    """The event type of a record written without headers (not by our ingress)."""
-    try:
-        return event_type(loads_object(value or b""))
-    except ValueError:
-        return ""
+def _typed(message: Any) -> tuple[dict[str, bytes], str]:
+    """A raw record's headers and event type: from its header, or (for a record written without
+    headers, not by our ingress) from its body; "" when neither says."""
+    headers = dict(message.headers or [])
+    kind = headers.get("event-type", b"").decode()
+    if not kind:
+        try:
+            kind = event_type(loads_object(message.value or b""))
+        except ValueError:
+            kind = ""
+    return headers, kind
