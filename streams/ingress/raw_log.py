@@ -55,28 +55,23 @@ class RawLog:
         received_at: int | None = None,
     ) -> RecordMetadata:
         """Write `body` (the exact bytes of `payload`) and wait for Kafka's acknowledgement."""
-        received_at = received_at if received_at is not None else int(time.time() * 1000)
-        headers = record_headers(
-            payload, body, source=source, signature=signature, received_at=received_at
+        [written] = await self.append_many(
+            [Incoming(body, payload, received_at)],
+            source=source,
+            signature=signature,
+            timeout=self.timeout,
         )
-        producer = await self._started()
-        try:
-            return await asyncio.wait_for(
-                producer.send_and_wait(
-                    RAW_WEBHOOKS.name, body, key=raw_key(payload), headers=headers
-                ),
-                self.timeout,
-            )
-        except Exception as exc:
-            raise KafkaUnavailable(f"Kafka did not acknowledge the write: {exc!r}") from exc
+        return written
 
     async def append_many(
-        self, items: list[Incoming], *, source: str, signature: str
+        self, items: list[Incoming], *, source: str, signature: str, timeout: float | None = None
     ) -> list[RecordMetadata]:
-        """Write many records, in order, pipelined; return once Kafka acknowledged them all."""
+        """Write many records, in order, pipelined; return once Kafka acknowledged them all.
+        The whole write is bounded by `timeout` (default: three times the producer's)."""
         producer = await self._started()
         now = int(time.time() * 1000)
-        try:
+
+        async def send_all() -> list[RecordMetadata]:
             # Enqueue one by one (keeps log order), then wait for all acknowledgements together.
             pending = [
                 await producer.send(
@@ -95,19 +90,18 @@ class RawLog:
                 )
                 for item in items
             ]
-            return list(await asyncio.wait_for(asyncio.gather(*pending), self.timeout * 3))
+            return list(await asyncio.gather(*pending))
+
+        try:
+            return await asyncio.wait_for(send_all(), timeout or self.timeout * 3)
         except Exception as exc:
-            raise KafkaUnavailable(f"Kafka did not acknowledge the writes: {exc!r}") from exc
+            raise KafkaUnavailable(f"Kafka did not acknowledge the write: {exc!r}") from exc
 
     async def append_event(
         self, payload: dict[str, Any], *, source: str = "live"
     ) -> RecordMetadata:
         """Write a first-party event (a trusted producer, so no signature)."""
         return await self.append(dumps(payload), payload, source=source, signature="trusted")
-
-    async def flush(self) -> None:
-        if self._producer is not None:
-            await self._producer.flush()
 
     async def stop(self) -> None:
         if self._producer is not None:
