@@ -125,13 +125,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:
-    created = asyncio.run(
-        ensure_topics(
-            _bootstrap(settings),
-            partitions=settings.partitions,
-            replication_factor=settings.replication_factor,
-        )
-    )
+    created = asyncio.run(_ensure_topics(settings, _bootstrap(settings)))
     for topic in TOPICS:
         state = "created" if topic.name in created else "exists"
         print(f"{topic.name:24} {state:8} key: {topic.key}")
@@ -219,13 +213,7 @@ def _backfill_mongo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_worker(settings: Settings, bootstrap: str, loop: asyncio.AbstractEventLoop) -> int:
-    loop.run_until_complete(
-        ensure_topics(
-            bootstrap,
-            partitions=settings.partitions,
-            replication_factor=settings.replication_factor,
-        )
-    )
+    loop.run_until_complete(_ensure_topics(settings, bootstrap))
     app = create_app(settings, bootstrap)
     worker = faust.Worker(app, loglevel="INFO", loop=loop)
     try:
@@ -236,12 +224,17 @@ def _run_worker(settings: Settings, bootstrap: str, loop: asyncio.AbstractEventL
 
 
 async def _ready_log(settings: Settings) -> str:
-    """The bootstrap address, once the project's topics exist (created as configured)."""
+    """The bootstrap address, once the project's topics exist."""
     bootstrap = _bootstrap(settings)
-    await ensure_topics(
+    await _ensure_topics(settings, bootstrap)
+    return bootstrap
+
+
+async def _ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
+    """Create the project's topics that are missing, as configured; return those created."""
+    return await ensure_topics(
         bootstrap, partitions=settings.partitions, replication_factor=settings.replication_factor
     )
-    return bootstrap
 
 
 def _bootstrap(settings: Settings) -> str:

@@ -21,6 +21,7 @@ __all__ = ["authorized", "install_health", "json_response", "problem"]
 
 def json_response(value: Any, status: int = 200) -> Response:
     """A JSON answer encoded with the project's codec."""
+    # Faust's aiohttp driver serves aiohttp responses; Faust only types them abstractly.
     return aiohttp_web.Response(  # type: ignore[return-value]
         body=dumps(value), status=status, content_type="application/json"
     )
