@@ -3,21 +3,18 @@ rebuilt from its changelog topic when the worker's local RocksDB state is gone."
 
 from __future__ import annotations
 
-import json
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from tests.integration.processes import REPO, Worker, free_port, http, wait_for
+
 APP = Path(__file__).with_name("counter_app.py")
-REPO = Path(__file__).resolve().parents[2]
 
 
 async def test_table_is_recovered_from_changelog_after_restart(
@@ -34,7 +31,7 @@ async def test_table_is_recovered_from_changelog_after_restart(
     try:
         counts = wait_for_counts(worker, {"a": 5, "b": 3, "c": 1})
     finally:
-        stop_worker(worker)
+        worker.stop()
     assert counts == {"a": 5, "b": 3, "c": 1}
 
     # A fresh data directory: nothing local, so the counts can only come from the changelog.
@@ -50,18 +47,11 @@ async def test_table_is_recovered_from_changelog_after_restart(
             "d": 2,
         }
     finally:
-        stop_worker(worker)
-
-
-class Worker:
-    def __init__(self, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-        self.process, self.port, self.log = process, port, log
+        worker.stop()
 
 
 def start_worker(bootstrap: str, topic: str, datadir: Path) -> Worker:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     datadir.mkdir(parents=True)
     log = datadir / "worker.log"
     process = subprocess.Popen(
@@ -73,29 +63,15 @@ def start_worker(bootstrap: str, topic: str, datadir: Path) -> Worker:
     return Worker(process, port, log)
 
 
-def wait_for_counts(worker: Worker, expected: dict[str, int], timeout: float = 90) -> dict:
-    deadline = time.monotonic() + timeout
-    counts: dict = {}
-    while time.monotonic() < deadline:
-        assert worker.process.poll() is None, worker.log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/counts", timeout=2) as r:
-                counts = json.loads(r.read())
-            if counts == expected:
-                return counts
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.5)
-    return counts
+def wait_for_counts(worker: Worker, expected: dict[str, int], timeout: float = 90) -> Any:
+    """The worker's counts once they equal `expected` (or the last ones seen)."""
 
+    def counts() -> tuple[int, Any]:
+        assert worker.process.poll() is None, worker.tail()
+        return http("GET", f"{worker.url}/counts")
 
-def stop_worker(worker: Worker) -> None:
-    worker.process.terminate()
-    try:
-        worker.process.wait(30)
-    except subprocess.TimeoutExpired:
-        worker.process.kill()
-        worker.process.wait()
+    wait_for(lambda: counts() == (200, expected), timeout=timeout)
+    return counts()[1]
 
 
 async def produce(bootstrap: str, topic: str, per_key: dict[str, int]) -> None:
