@@ -19,10 +19,8 @@ import asyncio
 import os
 import platform
 import statistics
-import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import orjson
@@ -30,11 +28,13 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
+from streams.app import APP_ID
 from streams.broker import LocalKafka
 from streams.codec import dumps
 from streams.ingress.raw_log import Incoming, RawLog
 from streams.settings import REPO_ROOT, Settings
 from streams.topics import RAW_WEBHOOKS, ensure_topics
+from tests.integration.processes import start_worker
 from tests.traffic import generate
 
 PARTITIONS = 4
@@ -95,55 +95,26 @@ async def committed_total(bootstrap: str, group: str) -> int:
 
 
 def worker_rate(bootstrap: str, records: int, workdir: Path) -> tuple[float, float]:
-    """(records/s while consuming, start-up seconds) of one fresh worker over the whole log."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "STREAMS_KAFKA_BOOTSTRAP": bootstrap,
-        "STREAMS_DATA_DIR": str(workdir),
-        "STREAMS_WEB_PORT": str(port),
-        "STREAMS_PARTITIONS": str(PARTITIONS),
-        "STREAMS_REPLICATION_FACTOR": "1",
-    }
-    env.pop("ABLY_API_KEY", None)
-    # The worker's group id is fixed, so every trial gets a fresh broker (see run()).
+    """(records/s while consuming, start-up seconds) of one fresh worker over the whole log.
+    The worker's group id is fixed, so every trial gets a fresh broker (see run())."""
     started = time.perf_counter()
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = workdir / "worker.log"
-    process = subprocess.Popen(
-        [str(REPO_ROOT / ".venv/bin/streams"), "worker"],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
+    worker = start_worker(
+        {
+            "STREAMS_KAFKA_BOOTSTRAP": bootstrap,
+            "STREAMS_PARTITIONS": str(PARTITIONS),
+            "STREAMS_REPLICATION_FACTOR": "1",
+            "ABLY_API_KEY": "",  # log, do not publish (and there is nothing to publish)
+        },
+        workdir,
     )
     try:
-        while not _healthy(port):
-            if process.poll() is not None:
-                raise RuntimeError(f"the worker exited:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
+        worker.wait_healthy()
         ready = time.perf_counter()
-        while asyncio.run(committed_total(bootstrap, "streams")) < records:
+        while asyncio.run(committed_total(bootstrap, APP_ID)) < records:
             time.sleep(0.2)
         return records / (time.perf_counter() - ready), ready - started
     finally:
-        process.terminate()
-        process.wait(60)
-
-
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        worker.stop()
 
 
 def run(records: int, trials: int) -> str:
