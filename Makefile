@@ -56,7 +56,7 @@ images: $(KAFKA_LIBS)/.fetched
 	bash infra/ferretdb/build-image.sh
 	bash infra/ably-standin/build-image.sh
 	@# Containers a killed test run left behind (testcontainers' reaper cannot be pulled here).
-	@docker ps -aq --filter label=streams.test=1 | xargs -r docker rm -f >/dev/null
+	@bash infra/docker/remove-leftovers.sh
 
 # Benchmarks are not tests: nothing in `make test` depends on timing.
 bench: setup

@@ -8,6 +8,7 @@ container's log: integration tests never skip.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 import time
@@ -38,8 +39,10 @@ KAFKA_IMAGE = f"streams-kafka:{KAFKA_VERSION}"
 FERRETDB_IMAGE = "streams-ferretdb:1.24.2"
 ABLY_IMAGE = "streams-ably-standin:1"
 ABLY_KEY = "testapp.testkey:not-a-real-secret"
-LABEL = {"streams.test": "1"}
-TEST_PARTITIONS = 3  # every test that creates the project's topics on the shared broker uses it  # `make test` removes leftovers carrying it
+# `make images` removes containers carrying this label whose test process is gone (a killed run),
+# and leaves alone those of a run still going in another checkout.
+LABEL = {"streams.test": "1", "streams.test.pid": str(os.getpid())}
+TEST_PARTITIONS = 3  # every test that creates the project's topics on the shared broker uses it
 
 
 class ServiceError(RuntimeError):
