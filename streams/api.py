@@ -17,7 +17,7 @@ from streams import metrics, queries
 from streams.routing import forward, owner_url
 from streams.settings import Settings
 from streams.tables import contacts, leads, revenue, unread
-from streams.tables.registry import Tables
+from streams.tables.projection import Tables
 from streams.topics import RAW_WEBHOOKS
 from streams.web import authorized, json_response, problem
 

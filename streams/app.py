@@ -14,7 +14,7 @@ from streams.ingress.http import install_ingress
 from streams.ingress.raw_log import RawLog
 from streams.realtime_token import install_realtime_token
 from streams.settings import Settings
-from streams.tables.registry import create_tables
+from streams.tables.registry import LIVE_TABLES, create_tables
 from streams.topics import DERIVED, DLQ, RAW_WEBHOOKS
 from streams.web import install_health
 
@@ -45,7 +45,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         autodiscover=False,
     )
     topics = Topics(app, RAW_WEBHOOKS.name, DERIVED.name, DLQ.name)
-    tables = create_tables(app, settings.partitions)
+    tables = create_tables(app, LIVE_TABLES, settings.partitions)
     for family, module in FAMILIES:
         install_family(app, topics, family, module.TYPES, module.handler(tables))
     install_unknown(app, topics, (kind for _, module in FAMILIES for kind in module.TYPES))

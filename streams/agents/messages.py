@@ -6,8 +6,8 @@ from typing import Any
 
 from streams.derived import derived_event, location_channel, user_channel
 from streams.events import Event
-from streams.tables import messages, unread
-from streams.tables.registry import Tables
+from streams.tables import contacts, messages, unread
+from streams.tables.projection import Tables
 
 __all__ = ["TYPES", "handler"]
 
@@ -16,7 +16,7 @@ TYPES = messages.MESSAGE_TYPES
 
 def handler(tables: Tables) -> Any:
     notified = tables[messages.NOTIFIED_MESSAGES]
-    contacts = tables["contacts"]
+    contact_table = tables[contacts.CONTACTS]
 
     def handle(event: Event) -> list[dict[str, Any]]:
         if event.type != unread.INBOUND_TYPE:
@@ -26,7 +26,7 @@ def handler(tables: Tables) -> Any:
             return []
         notified[message.seen_key] = True
         data = messages.new_message_data(message)
-        contact = contacts.get(message.contact_id) if message.contact_id else None
+        contact = contact_table.get(message.contact_id) if message.contact_id else None
         assignee = (contact or {}).get("assigned_to") or message.user_id
         out = [derived_event("new-message", location_channel(message.location_id), data, event)]
         if assignee:

@@ -7,38 +7,22 @@ from typing import Any
 from streams.derived import derived_event, location_channel, user_channel
 from streams.events import Event
 from streams.money import format_minor
-from streams.tables import locations, revenue
-from streams.tables.registry import Tables
+from streams.tables import contacts, revenue
+from streams.tables.projection import Tables
 
 __all__ = ["TYPES", "handler"]
 
-TYPES = revenue.PAYMENT_TYPES | {"InvoiceVoid", locations.SETTINGS_TYPE}
+TYPES = revenue.TYPES
 
 
 def handler(tables: Tables) -> Any:
-    daily_revenue = tables[revenue.DAILY_REVENUE]
-    invoice_payments = tables[revenue.INVOICE_PAYMENTS]
-    contacts = tables["contacts"]
+    contact_table = tables[contacts.CONTACTS]
 
     def handle(event: Event) -> list[dict[str, Any]]:
-        if event.type == locations.SETTINGS_TYPE:
-            location_id, timezone = locations.timezone_from(event)
-            daily_revenue[location_id] = revenue.apply_timezone(
-                daily_revenue.get(location_id), timezone
-            )
+        change = revenue.update(tables, event)
+        if change is None:
             return []
-        if event.type not in revenue.PAYMENT_TYPES:
-            return []  # InvoiceVoid changes nothing
-        payment = revenue.payment_from(event)
-        key = revenue.invoice_key(payment)
-        location, progress, recognised = revenue.apply_payment(
-            daily_revenue.get(payment.location_id), invoice_payments.get(key), payment
-        )
-        if recognised is None:
-            return []
-        daily_revenue[payment.location_id] = location
-        invoice_payments[key] = progress
-
+        payment, recognised = change
         currency = recognised.currency
         payment_data = {
             "location_id": payment.location_id,
@@ -65,7 +49,7 @@ def handler(tables: Tables) -> Any:
                 event,
             ),
         ]
-        contact = contacts.get(payment.contact_id) if payment.contact_id else None
+        contact = contact_table.get(payment.contact_id) if payment.contact_id else None
         if contact and contact["assigned_to"]:
             out.append(
                 derived_event(

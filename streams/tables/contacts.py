@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import TypedDict
 
 from streams.events import BadRecord, Event
+from streams.tables.projection import Fold, Tables
 
-__all__ = ["CONTACT_TYPES", "Contact", "apply_contact_event", "contact_id_of"]
+__all__ = ["CONTACT_TYPES", "FOLD", "Contact", "apply_contact_event", "contact_id_of", "update"]
 
 CONTACTS = "contacts"
 CONTACT_TYPES = frozenset(
@@ -38,3 +39,18 @@ def apply_contact_event(contact: Contact | None, event: Event) -> Contact | None
     if assigned is not None and not isinstance(assigned, str):
         raise BadRecord(f"{event.type}: assignedTo must be a user id string, got {assigned!r}")
     return {"location": event.location_id, "assigned_to": assigned or None}
+
+
+def update(tables: Tables, event: Event) -> Contact | None:
+    """Fold `event` into the contacts table; the contact after it (None once deleted)."""
+    contact_table = tables[CONTACTS]
+    contact_id = contact_id_of(event)
+    contact = apply_contact_event(contact_table.get(contact_id), event)
+    if contact is None:
+        contact_table.pop(contact_id, None)
+    else:
+        contact_table[contact_id] = contact
+    return contact
+
+
+FOLD = Fold((CONTACTS,), CONTACT_TYPES, update)

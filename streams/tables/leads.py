@@ -9,12 +9,24 @@ from __future__ import annotations
 from typing import TypedDict
 
 from streams.events import Event, event_time, local_date
+from streams.tables import locations
+from streams.tables.contacts import contact_id_of
+from streams.tables.projection import Fold, Tables
 
-__all__ = ["LEAD_TYPE", "LocationLeads", "apply_lead", "apply_timezone", "lead_key"]
+__all__ = [
+    "FOLD",
+    "LEAD_TYPE",
+    "LocationLeads",
+    "apply_lead",
+    "apply_timezone",
+    "lead_key",
+    "update",
+]
 
 LEADS = "leads"
 LEAD_CONTACTS = "lead_contacts"
 LEAD_TYPE = "ContactCreate"
+TYPES = frozenset({LEAD_TYPE, locations.SETTINGS_TYPE})
 
 
 class LocationLeads(TypedDict):
@@ -42,3 +54,28 @@ def apply_lead(
 
 def apply_timezone(location: LocationLeads | None, timezone: str) -> LocationLeads:
     return {"timezone": timezone, "days": (location or {"days": {}})["days"]}
+
+
+def update(tables: Tables, event: Event) -> tuple[str, LocationLeads] | None:
+    """Fold `event` into the leads tables; for a new lead, the local date it counted on and its
+    location's leads."""
+    leads_table = tables[LEADS]
+    if event.type == locations.SETTINGS_TYPE:
+        settings_location, timezone = locations.timezone_from(event)
+        leads_table[settings_location] = apply_timezone(
+            leads_table.get(settings_location), timezone
+        )
+        return None
+    contact_id, location_id = contact_id_of(event), event.location_id
+    assert location_id is not None  # contact_id_of checked it
+    key = lead_key(location_id, contact_id)
+    lead_contacts = tables[LEAD_CONTACTS]
+    location, day = apply_lead(leads_table.get(location_id), lead_contacts.get(key) is not None, event)
+    if day is None:
+        return None
+    lead_contacts[key] = True
+    leads_table[location_id] = location
+    return day, location
+
+
+FOLD = Fold((LEADS, LEAD_CONTACTS), TYPES, update)

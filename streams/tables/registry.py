@@ -1,4 +1,4 @@
-"""Every projection table, created on the Faust app in one place.
+"""The projections this build knows, and the live worker's tables, in one place.
 
 All tables are co-partitioned with the raw topic (keyed by location), hold JSON values, and
 live in the worker's RocksDB store with a compacted changelog topic.
@@ -6,27 +6,27 @@ live in the worker's RocksDB store with a compacted changelog topic.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import faust
 from faust.types import TableT
 
 from streams.tables import contacts, leads, messages, revenue, unread
+from streams.tables.projection import Projection
 
-__all__ = ["TABLE_NAMES", "Tables", "create_tables"]
+__all__ = ["LIVE_TABLES", "PROJECTIONS", "create_tables"]
 
-TABLE_NAMES = (
-    revenue.DAILY_REVENUE,
-    revenue.INVOICE_PAYMENTS,
-    unread.CONVERSATIONS,
-    unread.SEEN_MESSAGES,
-    unread.UNREAD_BY_LOCATION,
-    contacts.CONTACTS,
-    leads.LEADS,
-    leads.LEAD_CONTACTS,
+PROJECTIONS = (
+    Projection("revenue", (revenue.FOLD,)),
+    Projection("unread", (contacts.FOLD, unread.FOLD)),
+    Projection("leads", (leads.FOLD,)),
+)
+# The live worker folds every live projection once, plus the state only its notifications need.
+LIVE_TABLES = (
+    *dict.fromkeys(t for p in PROJECTIONS if p.live for t in p.tables),
     messages.NOTIFIED_MESSAGES,
 )
 
-Tables = dict[str, TableT]
 
-
-def create_tables(app: faust.App, partitions: int) -> Tables:
-    return {name: app.Table(name, default=None, partitions=partitions) for name in TABLE_NAMES}
+def create_tables(app: faust.App, names: Iterable[str], partitions: int) -> dict[str, TableT]:
+    return {name: app.Table(name, default=None, partitions=partitions) for name in names}

@@ -20,8 +20,11 @@ from typing import TypedDict
 
 from streams.events import BadRecord, Event, event_time, local_date
 from streams.money import MoneyError, decimal_amount, minor_units
+from streams.tables import locations
+from streams.tables.projection import Fold, Tables
 
 __all__ = [
+    "FOLD",
     "PAYMENT_TYPES",
     "InvoiceProgress",
     "LocationRevenue",
@@ -30,11 +33,13 @@ __all__ = [
     "apply_payment",
     "invoice_key",
     "payment_from",
+    "update",
 ]
 
 DAILY_REVENUE = "daily_revenue"
 INVOICE_PAYMENTS = "invoice_payments"
 PAYMENT_TYPES = frozenset({"InvoicePaid", "InvoicePartiallyPaid"})
+TYPES = PAYMENT_TYPES | {"InvoiceVoid", locations.SETTINGS_TYPE}
 
 
 class LocationRevenue(TypedDict):
@@ -137,3 +142,27 @@ def apply_payment(
 def apply_timezone(location: LocationRevenue | None, timezone: str) -> LocationRevenue:
     location = location or empty_location()
     return {"timezone": timezone, "days": location["days"]}
+
+
+def update(tables: Tables, event: Event) -> tuple[Payment, Recognised] | None:
+    """Fold `event` into the revenue tables; the payment and what it recognised, if anything."""
+    daily_revenue, invoice_payments = tables[DAILY_REVENUE], tables[INVOICE_PAYMENTS]
+    if event.type == locations.SETTINGS_TYPE:
+        location_id, timezone = locations.timezone_from(event)
+        daily_revenue[location_id] = apply_timezone(daily_revenue.get(location_id), timezone)
+        return None
+    if event.type not in PAYMENT_TYPES:
+        return None  # InvoiceVoid changes nothing
+    payment = payment_from(event)
+    key = invoice_key(payment)
+    location, progress, recognised = apply_payment(
+        daily_revenue.get(payment.location_id), invoice_payments.get(key), payment
+    )
+    if recognised is None:
+        return None
+    daily_revenue[payment.location_id] = location
+    invoice_payments[key] = progress
+    return payment, recognised
+
+
+FOLD = Fold((DAILY_REVENUE, INVOICE_PAYMENTS), TYPES, update)

@@ -18,8 +18,10 @@ from datetime import datetime
 from typing import TypedDict
 
 from streams.events import BadRecord, Event, event_time
+from streams.tables.projection import Fold, Tables
 
 __all__ = [
+    "FOLD",
     "Conversation",
     "InboundMessage",
     "UnreadByConversation",
@@ -29,6 +31,7 @@ __all__ = [
     "inbound_from",
     "unread_by_location",
     "unread_update_from",
+    "update",
 ]
 
 CONVERSATIONS = "conversations"
@@ -36,6 +39,7 @@ SEEN_MESSAGES = "seen_messages"
 UNREAD_BY_LOCATION = "unread_by_location"
 INBOUND_TYPE = "InboundMessage"
 UNREAD_UPDATE_TYPE = "ConversationUnreadUpdate"
+TYPES = frozenset({INBOUND_TYPE, UNREAD_UPDATE_TYPE})
 
 
 class Conversation(TypedDict):
@@ -155,3 +159,30 @@ def unread_by_location(
     else:
         entries.pop(conversation_id, None)
     return entries
+
+
+def update(tables: Tables, event: Event) -> tuple[str, Conversation, UnreadByConversation] | None:
+    """Fold `event` into the unread tables; when a count changed, the conversation id, the
+    conversation and its location's unread map."""
+    conversations, by_location = tables[CONVERSATIONS], tables[UNREAD_BY_LOCATION]
+    if event.type == INBOUND_TYPE:
+        message = inbound_from(event)
+        conversation_id, location_id = message.conversation_id, message.location_id
+        seen_messages = tables[SEEN_MESSAGES]
+        seen = seen_messages.get(message.seen_key) is not None
+        conversation, changed = apply_inbound(conversations.get(conversation_id), seen, message)
+        if not seen:
+            seen_messages[message.seen_key] = True
+    else:
+        change = unread_update_from(event)
+        conversation_id, location_id = change.conversation_id, change.location_id
+        conversation, changed = apply_unread_update(conversations.get(conversation_id), change)
+    if not changed:
+        return None
+    conversations[conversation_id] = conversation
+    location = unread_by_location(by_location.get(location_id), conversation_id, conversation)
+    by_location[location_id] = location
+    return conversation_id, conversation, location
+
+
+FOLD = Fold((CONVERSATIONS, SEEN_MESSAGES, UNREAD_BY_LOCATION), TYPES, update)
