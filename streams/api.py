@@ -2,11 +2,14 @@
 
 A query is answered by the worker that owns the location's partition of the raw topic; any other
 worker forwards it there (see `streams.routing`), so every worker can be asked about every location.
+Each kind of query reads one projection. When a replayed version of it serves queries (`streams
+replay promote`), the live worker hands the query to its local replay worker of that version,
+which routes it the same way within its own consumer group.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
@@ -21,32 +24,53 @@ from streams.tables.projection import Tables
 from streams.topics import RAW_WEBHOOKS
 from streams.web import authorized, json_response, problem
 
-__all__ = ["install_api"]
+__all__ = ["QUERIES", "NotServing", "install_api"]
+
+Answer = Callable[[Tables, str, Request], dict[str, Any]]
 
 
-def install_api(app: faust.App, settings: Settings, tables: Tables) -> None:
-    def answer_revenue(location_id: str, request: Request) -> dict[str, Any]:
-        first, last = queries.parse_range(request.query.get("from"), request.query.get("to"))
-        state = tables[revenue.DAILY_REVENUE].get(location_id)
-        return queries.revenue_answer(location_id, state, first, last)
+class NotServing(LookupError):
+    """No version of the projection can answer here yet; the message says why (503)."""
 
-    def answer_unread(location_id: str, request: Request) -> dict[str, Any]:
-        return queries.unread_answer(
-            location_id,
-            tables[unread.UNREAD_BY_LOCATION].get(location_id),
-            tables[contacts.CONTACTS].get,
-        )
 
-    def answer_leads(location_id: str, request: Request) -> dict[str, Any]:
-        first, last = queries.parse_range(request.query.get("from"), request.query.get("to"))
-        return queries.leads_answer(location_id, tables[leads.LEADS].get(location_id), first, last)
+# Where a projection's queries are answered: None for this worker's own tables, else the URL of
+# the local replay worker serving them.
+Serving = Callable[[str], str | None]
 
-    for name, answer in (
-        ("revenue", answer_revenue),
-        ("unread", answer_unread),
-        ("leads", answer_leads),
-    ):
-        app.page(f"/v1/locations/{{location_id}}/{name}")(_location_view(settings, answer))
+
+def _revenue(tables: Tables, location_id: str, request: Request) -> dict[str, Any]:
+    first, last = queries.parse_range(request.query.get("from"), request.query.get("to"))
+    state = tables[revenue.DAILY_REVENUE].get(location_id)
+    return queries.revenue_answer(location_id, state, first, last)
+
+
+def _unread(tables: Tables, location_id: str, request: Request) -> dict[str, Any]:
+    return queries.unread_answer(
+        location_id,
+        tables[unread.UNREAD_BY_LOCATION].get(location_id),
+        tables[contacts.CONTACTS].get,
+    )
+
+
+def _leads(tables: Tables, location_id: str, request: Request) -> dict[str, Any]:
+    first, last = queries.parse_range(request.query.get("from"), request.query.get("to"))
+    return queries.leads_answer(location_id, tables[leads.LEADS].get(location_id), first, last)
+
+
+# Query kind (the last path segment) -> its answer; each kind is named after its projection.
+QUERIES: dict[str, Answer] = {"revenue": _revenue, "unread": _unread, "leads": _leads}
+
+
+def install_api(
+    app: faust.App,
+    settings: Settings,
+    tables: Tables,
+    kinds: Iterable[str] = QUERIES,
+    serving: Serving | None = None,
+) -> None:
+    for kind in kinds:
+        view = _location_view(settings, kind, QUERIES[kind], tables, serving)
+        app.page(f"/v1/locations/{{location_id}}/{kind}")(view)
 
     class Metrics(View):
         async def get(self, request: Request) -> Response:
@@ -56,19 +80,25 @@ def install_api(app: faust.App, settings: Settings, tables: Tables) -> None:
 
 
 def _location_view(
-    settings: Settings, answer: Callable[[str, Request], dict[str, Any]]
+    settings: Settings, kind: str, answer: Answer, tables: Tables, serving: Serving | None
 ) -> type[View]:
     class LocationQuery(View):
         async def get(self, request: Request, location_id: str) -> Response:
             if not authorized(request, settings.api_token):
                 return problem(401, "a valid bearer token is required")
+            try:
+                replay_url = serving(kind) if serving else None
+            except NotServing as exc:
+                return problem(503, str(exc))
+            if replay_url is not None:
+                return await forward(self.app, self.web, replay_url, request)
             owner = owner_url(self.app, RAW_WEBHOOKS.name, location_id, settings.partitions)
             if owner is None:
                 return problem(503, "partition ownership is not known yet; retry shortly")
             if URL(owner) != URL(str(self.app.conf.canonical_url)):
                 return await forward(self.app, self.web, owner, request)
             try:
-                return json_response(answer(location_id, request))
+                return json_response(answer(tables, location_id, request))
             except queries.QueryError as exc:
                 return problem(400, str(exc))
 

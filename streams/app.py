@@ -3,6 +3,8 @@ visible order."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import faust
 
 from streams.ably_sink import create_sink
@@ -10,11 +12,14 @@ from streams.agents import contacts, conversations, messages, payments
 from streams.agents.family import Topics, install_family, install_unknown
 from streams.agents.publisher import install_publisher
 from streams.api import install_api
+from streams.faust_config import new_faust_app
 from streams.ingress.http import install_ingress
 from streams.ingress.raw_log import RawLog
 from streams.realtime_token import install_realtime_token
+from streams.replay.supervisor import Supervisor, this_program
 from streams.settings import Settings
-from streams.tables.registry import LIVE_TABLES, create_tables
+from streams.tables.projection import Projection
+from streams.tables.registry import LIVE_TABLES, PROJECTIONS, create_tables
 from streams.topics import DERIVED, DLQ, RAW_WEBHOOKS
 from streams.web import install_health
 
@@ -29,20 +34,20 @@ FAMILIES = (
 )
 
 
-def create_app(settings: Settings, bootstrap: str) -> faust.App:
-    app = faust.App(
+def create_app(
+    settings: Settings,
+    bootstrap: str,
+    catalog: Sequence[Projection] = PROJECTIONS,
+    command: Sequence[str] | None = None,
+) -> faust.App:
+    """The live worker. `catalog` is every projection this build can replay; `command` runs
+    this program again (for replay workers; default: the running one)."""
+    app = new_faust_app(
+        settings,
+        bootstrap,
         APP_ID,
-        broker=[f"kafka://{server}" for server in bootstrap.split(",")],
-        store="rocksdb://",
-        datadir=str(settings.data_dir / "worker"),
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        web_bind=settings.web_host,
-        web_host="127.0.0.1" if settings.web_host == "127.0.0.1" else None,
+        datadir=settings.data_dir / "worker",
         web_port=settings.web_port,
-        # Table pages would expose every table to anyone who can reach the port.
-        web_tables_enabled=False,
-        autodiscover=False,
     )
     topics = Topics(app, RAW_WEBHOOKS.name, DERIVED.name, DLQ.name)
     tables = create_tables(app, LIVE_TABLES, settings.partitions)
@@ -59,6 +64,12 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
     app.on_before_shutdown.connect(stop_raw_log)
     install_health(app)
     install_ingress(app, settings, raw_log)
-    install_api(app, settings, tables)
+    replays = Supervisor(settings, bootstrap, catalog, command or this_program())
+
+    async def run_replays() -> None:
+        await replays.run()
+
+    app.task(run_replays)
+    install_api(app, settings, tables, serving=replays.serving)
     install_realtime_token(app, settings)
     return app

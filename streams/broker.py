@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ctypes
 import json
 import os
 import shutil
@@ -26,7 +25,8 @@ from string import Template
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.settings import REPO_ROOT
+from streams.processes import die_with_parent
+from streams.settings import REPO_ROOT, Settings
 
 __all__ = ["BrokerError", "LocalKafka", "brokers_answering", "recorded_bootstrap"]
 
@@ -235,7 +235,7 @@ class LocalKafka:
                 # Its own session keeps Ctrl-C away from the broker (we stop it after the worker);
                 # the parent-death signal stops it if we die without cleaning up.
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         if wait and process.wait() != 0:
             raise BrokerError(f"{' '.join(args[:2])} failed\n{_tail(log)}")
@@ -254,11 +254,6 @@ async def brokers_answering(bootstrap: str) -> int:
     finally:
         with contextlib.suppress(Exception):
             await admin.close()
-
-
-def _die_with_parent() -> None:
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _free_ports(count: int) -> list[int]:
@@ -287,3 +282,17 @@ def _tail(path: Path, lines: int = 30) -> str:
         )
     except FileNotFoundError:
         return f"--- {path}: no log ---"
+
+
+def kafka_bootstrap(settings: Settings) -> str:
+    """Where the configured Kafka is: STREAMS_KAFKA_BOOTSTRAP, or the embedded broker of
+    STREAMS_DATA_DIR."""
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    recorded = recorded_bootstrap(settings.data_dir / "kafka")
+    if recorded is None:
+        raise BrokerError(
+            f"no Kafka: set STREAMS_KAFKA_BOOTSTRAP, or start the embedded stack "
+            f"(`make run` / `streams dev`) with STREAMS_DATA_DIR={settings.data_dir}"
+        )
+    return recorded

@@ -12,17 +12,20 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from datetime import date
+from functools import partial
 from pathlib import Path
-
-import faust
 
 from streams.app import APP_ID, create_app
 from streams.backfill import LegacyLayout, backfill
-from streams.broker import BrokerError, LocalKafka, recorded_bootstrap
+from streams.broker import BrokerError, LocalKafka, kafka_bootstrap
+from streams.faust_config import run_worker
 from streams.ingest import ingest_file, wait_consumed
 from streams.ingress.raw_log import KafkaUnavailable, RawLog
 from streams.query_table import render_table
+from streams.replay.cli import add_commands as add_replay_commands
 from streams.settings import Settings
+from streams.tables.projection import Projection
+from streams.tables.registry import PROJECTIONS
 from streams.topics import RAW_WEBHOOKS, TOPICS, ensure_topics
 
 __all__ = ["main"]
@@ -30,8 +33,9 @@ __all__ = ["main"]
 log = logging.getLogger("streams")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+def main(argv: Sequence[str] | None = None, catalog: Sequence[Projection] = PROJECTIONS) -> int:
+    """The `streams` command; a build that adds projections calls it with its own catalog."""
+    parser = _parser(catalog)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
@@ -43,15 +47,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(catalog: Sequence[Projection]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streams", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     sub.add_parser(
         "dev", help="start the embedded stack: a local Kafka broker and the worker (make run)"
-    ).set_defaults(command=_dev)
+    ).set_defaults(command=partial(_dev, catalog))
     sub.add_parser(
         "worker", help="run a worker against STREAMS_KAFKA_BOOTSTRAP (or the embedded broker)"
-    ).set_defaults(command=_worker)
+    ).set_defaults(command=partial(_worker, catalog))
     sub.add_parser(
         "topics", help="create the project's topics if missing and list them"
     ).set_defaults(command=_topics)
@@ -97,10 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--to", dest="end", help="last date, YYYY-MM-DD")
     query.add_argument("--json", action="store_true", help="print the API's JSON answer")
     query.set_defaults(command=_query)
+    add_replay_commands(sub, catalog)
     return parser
 
 
-def _dev(settings: Settings, args: argparse.Namespace) -> int:
+def _dev(catalog: Sequence[Projection], settings: Settings, args: argparse.Namespace) -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     broker = None
@@ -111,21 +116,21 @@ def _dev(settings: Settings, args: argparse.Namespace) -> int:
         if broker is not None:
             seconds = loop.run_until_complete(broker.wait_ready())
             log.info("embedded Kafka ready at %s in %.1fs", broker.bootstrap, seconds)
-        return _run_worker(settings, _bootstrap(settings), loop)
+        return _run_worker(settings, kafka_bootstrap(settings), loop, catalog)
     finally:
         if broker is not None:
             broker.stop()
             log.info("embedded Kafka stopped")
 
 
-def _worker(settings: Settings, args: argparse.Namespace) -> int:
+def _worker(catalog: Sequence[Projection], settings: Settings, args: argparse.Namespace) -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    return _run_worker(settings, _bootstrap(settings), loop)
+    return _run_worker(settings, kafka_bootstrap(settings), loop, catalog)
 
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:
-    created = asyncio.run(_ensure_topics(settings, _bootstrap(settings)))
+    created = asyncio.run(_ensure_topics(settings, kafka_bootstrap(settings)))
     for topic in TOPICS:
         state = "created" if topic.name in created else "exists"
         print(f"{topic.name:24} {state:8} key: {topic.key}")
@@ -212,20 +217,19 @@ def _backfill_mongo(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
-def _run_worker(settings: Settings, bootstrap: str, loop: asyncio.AbstractEventLoop) -> int:
+def _run_worker(
+    settings: Settings,
+    bootstrap: str,
+    loop: asyncio.AbstractEventLoop,
+    catalog: Sequence[Projection],
+) -> int:
     loop.run_until_complete(_ensure_topics(settings, bootstrap))
-    app = create_app(settings, bootstrap)
-    worker = faust.Worker(app, loglevel="INFO", loop=loop)
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
+    return run_worker(create_app(settings, bootstrap, catalog), loop)
 
 
 async def _ready_log(settings: Settings) -> str:
     """The bootstrap address, once the project's topics exist."""
-    bootstrap = _bootstrap(settings)
+    bootstrap = kafka_bootstrap(settings)
     await _ensure_topics(settings, bootstrap)
     return bootstrap
 
@@ -237,13 +241,5 @@ async def _ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
     )
 
 
-def _bootstrap(settings: Settings) -> str:
-    if settings.kafka_bootstrap:
-        return settings.kafka_bootstrap
-    recorded = recorded_bootstrap(settings.data_dir / "kafka")
-    if recorded is None:
-        raise BrokerError(
-            f"no Kafka: set STREAMS_KAFKA_BOOTSTRAP, or start the embedded stack "
-            f"(`make run` / `streams dev`) with STREAMS_DATA_DIR={settings.data_dir}"
-        )
-    return recorded
+if __name__ == "__main__":
+    sys.exit(main())

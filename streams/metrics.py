@@ -14,6 +14,8 @@ _HELP = {
     "streams_unknown_types_total": "raw records of a type no family handles (kept, not processed)",
     "streams_published_total": "derived events the publisher delivered (or logged, without Ably)",
     "streams_publish_retries_total": "publish attempts retried after a transient failure",
+    "streams_replay_records_total": "raw records a replay worker folded, by projection and version",
+    "streams_replay_bad_records_total": "raw records a replay worker could not fold (skipped)",
 }
 
 

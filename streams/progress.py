@@ -27,6 +27,11 @@ class Progress:
             self._shown = now
             self._show(final=False)
 
+    def update(self, done: int, total: int) -> None:
+        """Absolute progress, for work whose total grows while it runs (a replay of a live log)."""
+        self.total = total
+        self.advance(done - self.done)
+
     def finish(self) -> None:
         self._show(final=True)
 

@@ -6,7 +6,16 @@ from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-__all__ = ["DERIVED", "DLQ", "RAW_WEBHOOKS", "TOPICS", "TopicSpec", "ensure_topics", "raw_key"]
+__all__ = [
+    "DERIVED",
+    "DLQ",
+    "PROJECTION_VERSIONS",
+    "RAW_WEBHOOKS",
+    "TOPICS",
+    "TopicSpec",
+    "ensure_topics",
+    "raw_key",
+]
 
 FOREVER = "-1"
 
@@ -16,6 +25,7 @@ class TopicSpec:
     name: str
     key: str
     configs: dict[str, str] = field(default_factory=dict)
+    partitions: int | None = None  # None: as configured (STREAMS_PARTITIONS)
 
 
 RAW_WEBHOOKS = TopicSpec(
@@ -34,7 +44,14 @@ DLQ = TopicSpec(
     key="as the source record",
     configs={"retention.ms": FOREVER, "retention.bytes": FOREVER},
 )
-TOPICS = (RAW_WEBHOOKS, DERIVED, DLQ)
+PROJECTION_VERSIONS = TopicSpec(
+    "streams.projections.v1",
+    key="projection name",
+    # One record per projection (its versions, the one serving queries): the latest is the state.
+    configs={"cleanup.policy": "compact"},
+    partitions=1,
+)
+TOPICS = (RAW_WEBHOOKS, DERIVED, DLQ, PROJECTION_VERSIONS)
 
 
 def raw_key(payload: dict[str, object]) -> bytes | None:
@@ -58,7 +75,7 @@ async def ensure_topics(bootstrap: str, *, partitions: int, replication_factor: 
                 [
                     NewTopic(
                         t.name,
-                        num_partitions=partitions,
+                        num_partitions=t.partitions or partitions,
                         replication_factor=replication_factor,
                         topic_configs=t.configs,
                     )

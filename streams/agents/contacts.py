@@ -16,9 +16,7 @@ TYPES = contacts.CONTACT_TYPES | leads.TYPES
 
 def handler(tables: Tables) -> Any:
     def handle(event: Event) -> list[dict[str, Any]]:
-        contact = (
-            contacts.update(tables, event) if event.type in contacts.CONTACT_TYPES else None
-        )
+        contact = contacts.update(tables, event) if event.type in contacts.CONTACT_TYPES else None
         new_lead = leads.update(tables, event) if event.type in leads.TYPES else None
         if new_lead is None:
             return []

@@ -24,7 +24,15 @@ from streams.codec import dumps, loads_object
 from streams.events import BadRecord, Event, event_type
 from streams.topics import RAW_WEBHOOKS
 
-__all__ = ["Handler", "Topics", "install_family", "install_unknown"]
+__all__ = [
+    "Handler",
+    "Topics",
+    "bytes_topic",
+    "headers_and_type",
+    "install_family",
+    "install_unknown",
+    "with_retries",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +48,12 @@ class Topics:
     """The Faust topics the agents use, created once by the composition root."""
 
     def __init__(self, app: faust.App, raw: str, derived: str, dead_letters: str) -> None:
-        self.raw = _bytes_topic(app, raw)
-        self.derived = _bytes_topic(app, derived)
-        self.dead_letters = _bytes_topic(app, dead_letters)
+        self.raw = bytes_topic(app, raw)
+        self.derived = bytes_topic(app, derived)
+        self.dead_letters = bytes_topic(app, dead_letters)
 
 
-def _bytes_topic(app: faust.App, name: str) -> faust.TopicT:
+def bytes_topic(app: faust.App, name: str) -> faust.TopicT:
     # Records stay bytes: each family decodes only the records it owns, once.
     return app.topic(
         name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
@@ -60,14 +68,14 @@ def install_family(
     async def agent(stream: faust.StreamT) -> None:
         async for record in stream.events():
             message = record.message
-            headers, kind = _typed(message)
+            headers, kind = headers_and_type(message)
             if kind in wanted:
                 await process(message, headers)
 
     async def process(message: Any, headers: dict[str, bytes]) -> None:
         try:
             event = Event.from_record(message.value, headers, message.partition, message.offset)
-            derived = await _with_retries(handle, event, family)
+            derived = await with_retries(handle, event, family)
         except BadRecord as exc:
             await _dead_letter(topics, message, headers, family, str(exc))
             return
@@ -93,7 +101,7 @@ def install_unknown(app: faust.App, topics: Topics, known: Iterable[str]) -> Non
     async def unknown(stream: faust.StreamT) -> None:
         async for record in stream.events():
             message = record.message
-            headers, kind = _typed(message)
+            headers, kind = headers_and_type(message)
             if not kind:
                 await _dead_letter(
                     topics,
@@ -108,7 +116,7 @@ def install_unknown(app: faust.App, topics: Topics, known: Iterable[str]) -> Non
     app.agent(topics.raw, name="streams.agents.unknown")(unknown)
 
 
-async def _with_retries(handle: Handler, event: Event, family: str) -> list[dict[str, Any]]:
+async def with_retries(handle: Callable[[Event], Any], event: Event, family: str) -> Any:
     delay = 0.2
     for attempt in range(1, RETRIES + 1):
         try:
@@ -150,7 +158,7 @@ async def _dead_letter(
     metrics.count("streams_dead_letters_total", family=family)
 
 
-def _typed(message: Any) -> tuple[dict[str, bytes], str]:
+def headers_and_type(message: Any) -> tuple[dict[str, bytes], str]:
     """A raw record's headers and event type: from its header, or (for a record written without
     headers, not by our ingress) from its body; "" when neither says."""
     headers = dict(message.headers or [])

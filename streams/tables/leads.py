@@ -70,7 +70,9 @@ def update(tables: Tables, event: Event) -> tuple[str, LocationLeads] | None:
     assert location_id is not None  # contact_id_of checked it
     key = lead_key(location_id, contact_id)
     lead_contacts = tables[LEAD_CONTACTS]
-    location, day = apply_lead(leads_table.get(location_id), lead_contacts.get(key) is not None, event)
+    location, day = apply_lead(
+        leads_table.get(location_id), lead_contacts.get(key) is not None, event
+    )
     if day is None:
         return None
     lead_contacts[key] = True

@@ -1,0 +1,275 @@
+"""`streams replay start|status|promote|drop|compare`, and `streams replay-worker` (run by the
+live workers)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+from functools import partial
+
+from streams.broker import kafka_bootstrap
+from streams.faust_config import run_worker
+from streams.progress import Progress
+from streams.replay.app import create_replay_app
+from streams.replay.changelog import changelog_topic, differences, read_table
+from streams.replay.control import GroupLag, Position, read_versions, write_versions
+from streams.replay.versions import LIVE_GROUP, ReplayError, Versions, group_of, unit_id
+from streams.settings import Settings
+from streams.tables.projection import Projection
+from streams.topics import ensure_topics
+
+__all__ = ["add_commands", "caught_up"]
+
+DROP_TIMEOUT = 120.0  # seconds the workers get to stop a dropped version's replay workers
+IDLE_HINT = 30.0  # seconds without any worker running a replay before --wait says so
+
+
+def caught_up(version: GroupLag, live: GroupLag) -> bool:
+    """A version has caught up when it is no further behind the head of the log than the live
+    worker is (all of it, when no live worker has committed anything)."""
+    return version.behind <= (live.behind if live.started else 0)
+
+
+def add_commands(sub: argparse._SubParsersAction, catalog: Sequence[Projection]) -> None:
+    names = [p.name for p in catalog]
+    by_name = {p.name: p for p in catalog}
+    replay = sub.add_parser(
+        "replay", help="compute projections anew from the whole log, as new versions"
+    )
+    actions = replay.add_subparsers(required=True, metavar="ACTION")
+
+    start = actions.add_parser(
+        "start", help="compute version N of projections from offset 0, beside the live ones"
+    )
+    start.add_argument("--projection", required=True, choices=[*names, "all"])
+    start.add_argument("--version", type=int, required=True)
+    start.add_argument(
+        "--wait", action="store_true", help="show progress until it has caught up with the log"
+    )
+    start.add_argument("--verbose", action="store_true", help="progress per partition too")
+    start.set_defaults(command=partial(_start, by_name))
+
+    actions.add_parser(
+        "status", help="every version of every projection: lag, and which serves queries"
+    ).set_defaults(command=partial(_status, by_name))
+
+    promote = actions.add_parser("promote", help="make queries read version N (all workers)")
+    promote.add_argument("projection", choices=names)
+    promote.add_argument("version", type=int)
+    promote.set_defaults(command=partial(_promote, by_name))
+
+    drop = actions.add_parser(
+        "drop", help="delete a retired version's state, changelogs and consumer group"
+    )
+    drop.add_argument("projection", choices=names)
+    drop.add_argument("version", type=int)
+    drop.set_defaults(command=partial(_drop, by_name))
+
+    compare = actions.add_parser(
+        "compare", help="compare two versions' tables key for key (exit 1 if they differ)"
+    )
+    compare.add_argument("projection", choices=names)
+    compare.add_argument("a", type=int)
+    compare.add_argument("b", type=int)
+    compare.set_defaults(command=partial(_compare, by_name))
+
+    worker = sub.add_parser("replay-worker", help=argparse.SUPPRESS)
+    worker.add_argument("projection", choices=names)
+    worker.add_argument("version", type=int)
+    worker.add_argument("--web-port", type=int, required=True)
+    worker.set_defaults(command=partial(_replay_worker, by_name))
+
+
+async def _prepared(settings: Settings) -> str:
+    bootstrap = kafka_bootstrap(settings)
+    await ensure_topics(
+        bootstrap, partitions=settings.partitions, replication_factor=settings.replication_factor
+    )
+    return bootstrap
+
+
+def _start(catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace) -> int:
+    chosen = list(catalog.values()) if args.projection == "all" else [catalog[args.projection]]
+
+    async def run() -> int:
+        bootstrap = await _prepared(settings)
+        recorded = await read_versions(bootstrap)
+        # Check every projection before recording any, so a refusal changes nothing.
+        updated = {
+            p.name: recorded.get(p.name, Versions.initial(p)).start(p, args.version) for p in chosen
+        }
+        for name, versions in updated.items():
+            await write_versions(bootstrap, name, versions)
+        listed = ", ".join(updated)
+        print(f"version {args.version} of {listed}: recorded; every worker now computes it")
+        if not args.wait:
+            print("follow it with `streams replay status`")
+            return 0
+        units = [(p, args.version) for p in chosen]
+        seconds = await _follow(bootstrap, units, verbose=args.verbose)
+        print(f"version {args.version} of {listed} has caught up with the log ({seconds:.0f}s)")
+        return 0
+
+    return asyncio.run(run())
+
+
+async def _follow(bootstrap: str, units: list[tuple[Projection, int]], *, verbose: bool) -> float:
+    started = time.monotonic()
+    async with Position(bootstrap) as position:
+        progress = Progress("replay", total=0)
+        shown_partitions = 0.0
+        hinted = False
+        while True:
+            head = await position.head()
+            live = await position.lag(LIVE_GROUP, head)
+            lags = [await position.lag(group_of(p, v), head) for p, v in units]
+            progress.update(sum(lag.done for lag in lags), sum(lag.total for lag in lags))
+            if verbose and time.monotonic() - shown_partitions >= 5:
+                shown_partitions = time.monotonic()
+                for (p, v), lag in zip(units, lags, strict=True):
+                    for partition, (done, total) in sorted(lag.partitions.items()):
+                        print(f"  {p.name} v{v} partition {partition}: {done}/{total}")
+            if all(caught_up(lag, live) for lag in lags):
+                progress.finish()
+                return time.monotonic() - started
+            idle = not any(lag.members for lag in lags)
+            if idle and not hinted and time.monotonic() - started > IDLE_HINT:
+                hinted = True
+                print(
+                    "\nno worker is running this replay yet: is a worker (`streams worker` or "
+                    "`make run`) up?",
+                    file=sys.stderr,
+                )
+            await asyncio.sleep(1.0)
+
+
+def _status(catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> int:
+        bootstrap = await _prepared(settings)
+        recorded = await read_versions(bootstrap)
+        print(
+            f"{'projection':<14}{'version':>7}  {'serves':<7}{'state':<12}"
+            f"{'done / total':>24}{'behind':>10}{'workers':>9}"
+        )
+        async with Position(bootstrap) as position:
+            head = await position.head()
+            live = await position.lag(LIVE_GROUP, head)
+            for projection in catalog.values():
+                versions = recorded.get(projection.name, Versions.initial(projection))
+                for version in versions.all(projection):
+                    lag = await position.lag(group_of(projection, version), head)
+                    state = _state(projection, version, lag, live)
+                    serves = "yes" if versions.serving == version else "no"
+                    print(
+                        f"{projection.name:<14}{version:>7}  {serves:<7}{state:<12}"
+                        f"{f'{lag.done:,} / {lag.total:,}':>24}{lag.behind:>10,}{lag.members:>9}"
+                    )
+        return 0
+
+    return asyncio.run(run())
+
+
+def _state(projection: Projection, version: int, lag: GroupLag, live: GroupLag) -> str:
+    if group_of(projection, version) == LIVE_GROUP:
+        return "live"
+    if caught_up(lag, live):
+        return "caught up"
+    return "replaying" if lag.members or lag.started else "waiting"
+
+
+def _promote(catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace) -> int:
+    projection = catalog[args.projection]
+
+    async def run() -> int:
+        bootstrap = await _prepared(settings)
+        versions = (await read_versions(bootstrap)).get(
+            projection.name, Versions.initial(projection)
+        )
+        promoted = versions.promote(projection, args.version)
+        async with Position(bootstrap) as position:
+            head = await position.head()
+            lag = await position.lag(group_of(projection, args.version), head)
+            live = await position.lag(LIVE_GROUP, head)
+        if not caught_up(lag, live):
+            raise ReplayError(
+                f"version {args.version} of {projection.name} has not caught up: it is "
+                f"{lag.behind:,} records behind the head of the log ({lag.done:,} of "
+                f"{lag.total:,} done); wait with `streams replay status` and promote it then"
+            )
+        await write_versions(bootstrap, projection.name, promoted)
+        print(f"queries for {projection.name} now read version {args.version}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _drop(catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace) -> int:
+    projection = catalog[args.projection]
+    group = unit_id(projection.name, args.version)
+
+    async def run() -> int:
+        bootstrap = await _prepared(settings)
+        versions = (await read_versions(bootstrap)).get(
+            projection.name, Versions.initial(projection)
+        )
+        async with Position(bootstrap) as position:
+            if args.version in versions.all(projection):
+                await write_versions(
+                    bootstrap, projection.name, versions.drop(projection, args.version)
+                )
+            elif not await position.topics(f"{group}-"):
+                raise ReplayError(f"{projection.name} has no version {args.version}")
+            # A re-run finishes a drop whose clean-up was interrupted.
+            if not await position.wait_empty(group, DROP_TIMEOUT):
+                raise ReplayError(
+                    f"workers still run version {args.version} of {projection.name} after "
+                    f"{DROP_TIMEOUT:.0f}s; run the drop again once they have stopped it"
+                )
+            deleted = await position.delete(group, f"{group}-")
+        print(
+            f"version {args.version} of {projection.name} dropped: consumer group {group} and "
+            f"{len(deleted)} topics deleted; workers delete its local state"
+        )
+        return 0
+
+    return asyncio.run(run())
+
+
+def _compare(catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace) -> int:
+    projection = catalog[args.projection]
+
+    async def run() -> int:
+        bootstrap = kafka_bootstrap(settings)
+        found: list[str] = []
+        keys = 0
+        for table in projection.tables:
+            a = await read_table(bootstrap, changelog_topic(group_of(projection, args.a), table))
+            b = await read_table(bootstrap, changelog_topic(group_of(projection, args.b), table))
+            keys += len(a)
+            found += differences(table, a, b)
+        if found:
+            print(f"versions {args.a} and {args.b} of {projection.name} differ:")
+            for line in found:
+                print(f"  {line}")
+            return 1
+        print(
+            f"versions {args.a} and {args.b} of {projection.name} are equal: "
+            f"{len(projection.tables)} tables, {keys:,} keys"
+        )
+        return 0
+
+    return asyncio.run(run())
+
+
+def _replay_worker(
+    catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace
+) -> int:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    app = create_replay_app(
+        settings, kafka_bootstrap(settings), catalog[args.projection], args.version, args.web_port
+    )
+    return run_worker(app, loop)
