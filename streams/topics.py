@@ -14,6 +14,7 @@ __all__ = [
     "TOPICS",
     "TopicSpec",
     "ensure_topics",
+    "partition_ids",
     "raw_key",
 ]
 
@@ -85,3 +86,9 @@ async def ensure_topics(bootstrap: str, *, partitions: int, replication_factor: 
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def partition_ids(admin: AIOKafkaAdminClient, topic: str) -> list[int]:
+    """The partitions of `topic` ([] when it does not exist)."""
+    (described,) = await admin.describe_topics([topic])
+    return sorted(p["partition"] for p in described["partitions"])

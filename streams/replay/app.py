@@ -38,12 +38,10 @@ def replay_dir(settings: Settings, name: str, version: int) -> Path:
 def create_replay_app(
     settings: Settings, bootstrap: str, projection: Projection, version: int, web_port: int
 ) -> faust.App:
+    datadir = replay_dir(settings, projection.name, version)
+    datadir.mkdir(parents=True, exist_ok=True)
     app = new_faust_app(
-        settings,
-        bootstrap,
-        unit_id(projection.name, version),
-        datadir=replay_dir(settings, projection.name, version),
-        web_port=web_port,
+        settings, bootstrap, unit_id(projection.name, version), datadir=datadir, web_port=web_port
     )
     tables = create_tables(app, projection.tables, settings.partitions)
     install_replay_agent(app, projection, version, tables)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.codec import loads
+from streams.topics import partition_ids
 
 __all__ = ["changelog_topic", "differences", "read_table"]
 
@@ -18,11 +20,16 @@ def changelog_topic(app_id: str, table: str) -> str:
 async def read_table(bootstrap: str, topic: str) -> dict[bytes, Any]:
     """Every key's latest value in a compacted changelog (deleted keys left out); {} when the
     topic does not exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        ids = await partition_ids(admin, topic)
+    finally:
+        await admin.close()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        partitions = [TopicPartition(topic, p) for p in ids]
         if not partitions:
             return {}
         consumer.assign(partitions)

@@ -215,14 +215,16 @@ def _drop(catalog: dict[str, Projection], settings: Settings, args: argparse.Nam
         versions = (await read_versions(bootstrap)).get(
             projection.name, Versions.initial(projection)
         )
+        if args.version in versions.all(projection):
+            await write_versions(
+                bootstrap, projection.name, versions.drop(projection, args.version)
+            )
         async with Position(bootstrap) as position:
-            if args.version in versions.all(projection):
-                await write_versions(
-                    bootstrap, projection.name, versions.drop(projection, args.version)
-                )
-            elif not await position.topics(f"{group}-"):
-                raise ReplayError(f"{projection.name} has no version {args.version}")
             # A re-run finishes a drop whose clean-up was interrupted.
+            if args.version not in versions.all(projection) and not await position.topics(
+                f"{group}-"
+            ):
+                raise ReplayError(f"{projection.name} has no version {args.version}")
             if not await position.wait_empty(group, DROP_TIMEOUT):
                 raise ReplayError(
                     f"workers still run version {args.version} of {projection.name} after "

@@ -4,7 +4,6 @@ in the raw log (its lag), from its consumer group's committed offsets."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,7 @@ from aiokafka.protocol.admin import DeleteGroupsRequest
 
 from streams.codec import dumps, loads_object
 from streams.replay.versions import Versions
-from streams.topics import PROJECTION_VERSIONS, RAW_WEBHOOKS
+from streams.topics import PROJECTION_VERSIONS, RAW_WEBHOOKS, partition_ids
 
 __all__ = [
     "Position",
@@ -116,14 +115,19 @@ class Position:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        with contextlib.suppress(Exception):
+        try:
             await self.consumer.stop()
-        await self.admin.close()
+        except asyncio.CancelledError:
+            # aiokafka's consumer can raise its own cancelled internal task from stop().
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+        finally:
+            await self.admin.close()
 
     async def head(self) -> dict[int, int]:
-        await self.consumer.topics()  # refreshes the metadata
-        partitions = self.consumer.partitions_for_topic(RAW_WEBHOOKS.name) or set()
-        tps = [TopicPartition(RAW_WEBHOOKS.name, p) for p in sorted(partitions)]
+        partitions = await partition_ids(self.admin, RAW_WEBHOOKS.name)
+        tps = [TopicPartition(RAW_WEBHOOKS.name, p) for p in partitions]
         return {
             tp.partition: offset for tp, offset in (await self.consumer.end_offsets(tps)).items()
         }
