@@ -17,7 +17,7 @@ from faust.web import Request, Response, View
 from yarl import URL
 
 from streams import metrics, queries
-from streams.routing import forward, owner_url
+from streams.routing import VERSION_HEADER, forward, owner_url
 from streams.settings import Settings
 from streams.tables import contacts, leads, revenue, unread
 from streams.tables.projection import Tables
@@ -67,9 +67,10 @@ def install_api(
     tables: Tables,
     kinds: Iterable[str] = QUERIES,
     serving: Serving | None = None,
+    version: int = 1,
 ) -> None:
     for kind in kinds:
-        view = _location_view(settings, kind, QUERIES[kind], tables, serving)
+        view = _location_view(settings, kind, QUERIES[kind], tables, serving, version)
         app.page(f"/v1/locations/{{location_id}}/{kind}")(view)
 
     class Metrics(View):
@@ -80,7 +81,12 @@ def install_api(
 
 
 def _location_view(
-    settings: Settings, kind: str, answer: Answer, tables: Tables, serving: Serving | None
+    settings: Settings,
+    kind: str,
+    answer: Answer,
+    tables: Tables,
+    serving: Serving | None,
+    version: int,
 ) -> type[View]:
     class LocationQuery(View):
         async def get(self, request: Request, location_id: str) -> Response:
@@ -98,8 +104,10 @@ def _location_view(
             if URL(owner) != URL(str(self.app.conf.canonical_url)):
                 return await forward(self.app, self.web, owner, request)
             try:
-                return json_response(answer(tables, location_id, request))
+                response = json_response(answer(tables, location_id, request))
             except queries.QueryError as exc:
                 return problem(400, str(exc))
+            response.headers[VERSION_HEADER] = str(version)
+            return response
 
     return LocationQuery

@@ -13,7 +13,9 @@ from faust.types import AppT
 from faust.web import Request, Response
 from yarl import URL
 
-__all__ = ["forward", "owner_url", "partition_for"]
+__all__ = ["VERSION_HEADER", "forward", "owner_url", "partition_for"]
+
+VERSION_HEADER = "Streams-Projection-Version"  # which version of a projection answered a query
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -44,4 +46,6 @@ async def forward(app: AppT, web: Any, url: str, request: Request) -> Response:
         answer: Response = web.text(
             await response.text(), content_type=response.content_type, status=response.status
         )
+        if VERSION_HEADER in response.headers:
+            answer.headers[VERSION_HEADER] = response.headers[VERSION_HEADER]
         return answer

@@ -46,7 +46,9 @@ def create_replay_app(
     tables = create_tables(app, projection.tables, settings.partitions)
     install_replay_agent(app, projection, version, tables)
     install_health(app)
-    install_api(app, settings, tables, kinds=[k for k in QUERIES if k == projection.name])
+    install_api(
+        app, settings, tables, kinds=[k for k in QUERIES if k == projection.name], version=version
+    )
     return app
 
 

@@ -71,14 +71,21 @@ class Worker:
         return self.log.read_text(errors="replace")[-chars:]
 
 
-def start_worker(env: dict[str, str], data_dir: Path, command: str = "worker") -> Worker:
+def start_worker(
+    env: dict[str, str],
+    data_dir: Path,
+    command: str = "worker",
+    program: list[str] | None = None,
+) -> Worker:
+    """A worker process (`program`, default the `streams` command) with its own data
+    directory and a free web port."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "worker.log"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMS_")}
     full_env |= env | {"STREAMS_DATA_DIR": str(data_dir), "STREAMS_WEB_PORT": str(port)}
     process = subprocess.Popen(
-        [str(REPO / ".venv/bin/streams"), command],
+        [*(program or [str(REPO / ".venv/bin/streams")]), command],
         env=full_env,
         cwd=REPO,
         stdout=log.open("wb"),
