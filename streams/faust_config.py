@@ -13,8 +13,16 @@ __all__ = ["new_faust_app", "run_worker"]
 
 
 def new_faust_app(
-    settings: Settings, bootstrap: str, app_id: str, *, datadir: Path, web_port: int
+    settings: Settings,
+    bootstrap: str,
+    app_id: str,
+    *,
+    datadir: Path,
+    web_port: int,
+    linger: float = 0.0,
 ) -> faust.App:
+    """`linger`: seconds the producer waits to batch records (changelog writes, derived
+    events); more batching costs that much latency."""
     return faust.App(
         app_id,
         broker=[f"kafka://{server}" for server in bootstrap.split(",")],
@@ -30,6 +38,7 @@ def new_faust_app(
         # Table pages would expose every table to anyone who can reach the port.
         web_tables_enabled=False,
         autodiscover=False,
+        producer_linger=linger,
     )
 
 

@@ -30,6 +30,8 @@ __all__ = ["create_replay_app", "replay_dir"]
 
 log = logging.getLogger(__name__)
 
+REPLAY_LINGER = 0.05
+
 
 def replay_dir(settings: Settings, name: str, version: int) -> Path:
     return settings.data_dir / "replay" / unit_id(name, version)
@@ -41,7 +43,14 @@ def create_replay_app(
     datadir = replay_dir(settings, projection.name, version)
     datadir.mkdir(parents=True, exist_ok=True)
     app = new_faust_app(
-        settings, bootstrap, unit_id(projection.name, version), datadir=datadir, web_port=web_port
+        settings,
+        bootstrap,
+        unit_id(projection.name, version),
+        datadir=datadir,
+        web_port=web_port,
+        # Nobody waits on a replay's changelog writes: batch them (measured: about twice the
+        # records per second of no linger, on a quiet machine).
+        linger=REPLAY_LINGER,
     )
     tables = create_tables(app, projection.tables, settings.partitions)
     install_replay_agent(app, projection, version, tables)

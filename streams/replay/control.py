@@ -10,6 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 
 from streams.codec import dumps, loads_object
@@ -25,6 +26,9 @@ __all__ = [
 
 CONTROL = TopicPartition(PROJECTION_VERSIONS.name, 0)
 GROUP_ID_NOT_FOUND = 69
+# A fresh cluster has no group coordinator until the first group uses it: nobody is a member and
+# nothing is committed yet.
+COORDINATOR_NOT_YET = (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError)
 
 
 async def read_versions(bootstrap: str) -> dict[str, Versions]:
@@ -134,7 +138,10 @@ class Position:
 
     async def lag(self, group: str, head: dict[int, int] | None = None) -> GroupLag:
         head = head if head is not None else await self.head()
-        committed = await self.admin.list_consumer_group_offsets(group)
+        try:
+            committed = await self.admin.list_consumer_group_offsets(group)
+        except COORDINATOR_NOT_YET:
+            committed = {}
         offsets = {
             tp.partition: meta.offset
             for tp, meta in committed.items()
@@ -145,7 +152,10 @@ class Position:
         )
 
     async def members(self, group: str) -> int:
-        responses: list[Any] = await self.admin.describe_consumer_groups([group])
+        try:
+            responses: list[Any] = await self.admin.describe_consumer_groups([group])
+        except COORDINATOR_NOT_YET:
+            return 0
         # Raw DescribeGroups responses: each group is (error, id, state, protocol type,
         # protocol, members, ...) in every protocol version.
         return sum(len(g[5]) for r in responses for g in r.groups if g[1] == group)
