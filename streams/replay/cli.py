@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from streams.broker import kafka_bootstrap
 from streams.faust_config import run_worker
 from streams.progress import Progress
 from streams.replay.app import create_replay_app
+from streams.replay.catchup import catch_up
 from streams.replay.changelog import changelog_topic, differences, read_table
 from streams.replay.control import GroupLag, Position, read_versions, write_versions
 from streams.replay.versions import LIVE_GROUP, ReplayError, Versions, group_of, unit_id
@@ -22,6 +24,8 @@ from streams.tables.projection import Projection
 from streams.topics import ensure_topics
 
 __all__ = ["add_commands", "caught_up"]
+
+log = logging.getLogger(__name__)
 
 DROP_TIMEOUT = 120.0  # seconds the workers get to stop a dropped version's replay workers
 IDLE_HINT = 30.0  # seconds without any worker running a replay before --wait says so
@@ -269,9 +273,20 @@ def _compare(catalog: dict[str, Projection], settings: Settings, args: argparse.
 def _replay_worker(
     catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace
 ) -> int:
+    projection, bootstrap = catalog[args.projection], kafka_bootstrap(settings)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    app = create_replay_app(
-        settings, kafka_bootstrap(settings), catalog[args.projection], args.version, args.web_port
-    )
+    done = loop.run_until_complete(catch_up(settings, bootstrap, projection, args.version))
+    if done is not None:
+        log.info(
+            "replay %s v%d: caught up with %s records in %.1fs (%.0f/s; %d skipped, %d keys)",
+            projection.name,
+            args.version,
+            f"{done.records:,}",
+            done.seconds,
+            done.rate,
+            done.skipped,
+            done.keys,
+        )
+    app = create_replay_app(settings, bootstrap, projection, args.version, args.web_port)
     return run_worker(app, loop)
