@@ -63,7 +63,7 @@ bench: setup
 	$(VENV)/bin/python -m bench.throughput
 
 lint: setup
-	$(VENV)/bin/ruff check streams tests bench
+	$(VENV)/bin/ruff check streams tests bench schemas
 	$(VENV)/bin/mypy
 
 clean:
