@@ -18,6 +18,7 @@ from schemas.catalog import (
     schema_files,
     webhook_schemas,
 )
+from schemas.docs import DOCS_PAGE, render
 from schemas.validate import (
     ably_message_problems,
     check_schema,
@@ -185,3 +186,11 @@ def test_the_envelope_refuses_numbers_for_money_and_contact_details_on_location_
     }
     assert ably_message_problems(lead) != []
     assert ably_message_problems({**lead, "channel": "user:u1"}) == []
+
+
+def test_docs_events_md_is_generated_from_the_schemas() -> None:
+    assert DOCS_PAGE.read_text() == render(), "docs/events.md is stale: run `make docs`"
+    page = render()
+    for name in DERIVED_NAMES:
+        assert f"### `{name}`" in page
+    assert "new Ably.Realtime({\n  authCallback" in page and "/v1/realtime/token" in page
