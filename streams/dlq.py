@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from streams.codec import loads
-from streams.topics import DERIVED, DLQ
+from streams.topics import DERIVED, DLQ, partition_ids
 
 __all__ = [
     "REDRIVE_FAMILY",
@@ -211,16 +212,17 @@ def show(letter: DeadLetter, state: str) -> str:
 async def read_ledger(bootstrap: str, timeout: float = 60.0) -> Ledger:
     """Read the whole DLQ topic, from its first record to its end as of now (no consumer group:
     reading commits nothing)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        partitions = [TopicPartition(DLQ.name, p) for p in await partition_ids(admin, DLQ.name)]
+    finally:
+        await admin.close()
+    if not partitions:
+        return Ledger((), {})
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()  # fetches the cluster's metadata
-        partitions = [
-            TopicPartition(DLQ.name, p)
-            for p in sorted(consumer.partitions_for_topic(DLQ.name) or ())
-        ]
-        if not partitions:
-            return Ledger((), {})
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
