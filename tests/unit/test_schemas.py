@@ -149,6 +149,8 @@ def linked_examples() -> list[dict[str, Any]]:
     [partial] = hooks["InvoicePartiallyPaid"]["examples"]
     [paid] = hooks["InvoicePaid"]["examples"]
     [unread] = hooks["ConversationUnreadUpdate"]["examples"]
+    [opportunity] = hooks["OpportunityStatusUpdate"]["examples"]
+    [task] = hooks["TaskCreate"]["examples"]
     return [
         {**created, "locationId": location, "id": contact, "assignedTo": user},
         {**inbound, "locationId": location, "contactId": contact, "messageId": "m1"},
@@ -157,6 +159,8 @@ def linked_examples() -> list[dict[str, Any]]:
             {**invoice, "altId": location, "contactDetails": {"id": contact}}
             for invoice in (partial, paid)
         ),
+        {**opportunity, "locationId": location, "status": "won", "assignedTo": user},
+        {**task, "locationId": location, "assignedTo": user},
     ]
 
 
