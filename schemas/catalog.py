@@ -60,7 +60,8 @@ def derived_schema(name: str) -> dict[str, Any]:
 def _top_level(kind: str) -> dict[str, dict[str, Any]]:
     """The schemas directly in `kind/` (not its shared shapes), by title."""
     return {
-        path.stem: load(f"{kind}/{path.name}") for path in sorted((SCHEMA_DIR / kind).glob("*.json"))
+        path.stem: load(f"{kind}/{path.name}")
+        for path in sorted((SCHEMA_DIR / kind).glob("*.json"))
     }
 
 

@@ -4,13 +4,17 @@ exactly once; a record that is broken in itself goes back to the dead letters.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from streams.dlq import read_ledger
 from tests.integration.processes import REPO, Worker, http, start_worker, wait_for
 from tests.integration.services import AblyServer
 from tests.integration.test_pipeline import ably_messages, raw_log_size
@@ -47,9 +51,27 @@ def dlq(env: dict[str, str], *args: str) -> str:
 
 
 def listed(env: dict[str, str], run: str) -> list[dict[str, Any]]:
-    """This test's dead letters (the DLQ is shared with the other tests)."""
+    """This test's dead letters, as `streams dlq list` shows them (the DLQ is shared)."""
     rows = json.loads(dlq(env, "list", "--family", "payments", "--json"))
     return [row for row in rows if (row["webhook_id"] or "").startswith(run)]
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 60) -> Any:
+    """Await `check()` until it returns something truthy; that value (or the last one)."""
+    deadline = time.monotonic() + timeout
+    while not (value := await check()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    return value
+
+
+async def dead_letters_of(kafka: str, run: str) -> list[dict[str, Any]]:
+    """Polled in-process: one CLI run per poll would only add start-up time."""
+    ledger = await read_ledger(kafka)
+    return [
+        {**letter.summary(), "state": ledger.state(letter)}
+        for letter in ledger.letters
+        if letter.header("webhook-id").startswith(run)
+    ]
 
 
 def totals(worker: Worker, location: str) -> dict[str, str]:
@@ -76,15 +98,21 @@ async def test_dead_letters_listed_shown_fixed_retried_once_and_failing_again(
         assert wait_for(lambda: totals(worker, location) == {"USD": "10.00"}), totals(
             worker, location
         )
-        letters = wait_for(lambda: len(listed(env, run)) == 2 and listed(env, run))
-        assert letters, listed(env, run)
+
+        async def two() -> bool:
+            return len(await dead_letters_of(kafka_bootstrap, run)) == 2
+
+        assert await eventually(two), await dead_letters_of(kafka_bootstrap, run)
+        letters = listed(env, run)
+        assert len(letters) == 2, letters
         by_id = {row["webhook_id"]: row for row in letters}
         assert BUG in by_id[f"{run}-dinars"]["error"]
         assert "amountPaid" in by_id[f"{run}-broken"]["error"]
         assert {row["state"] for row in letters} == {"pending"}
-        assert 'streams_dead_letters_total{family="payments"}' in http(
-            "GET", f"{worker.url}/metrics"
-        )[1]
+        assert (
+            'streams_dead_letters_total{family="payments"}'
+            in http("GET", f"{worker.url}/metrics")[1]
+        )
     finally:
         worker.stop()
 
@@ -105,14 +133,14 @@ async def test_dead_letters_listed_shown_fixed_retried_once_and_failing_again(
             totals(worker, location)
         )
 
-        def failed_again() -> list[dict[str, Any]]:
+        async def failed_again() -> list[dict[str, Any]]:
             return [
                 row
-                for row in listed(env, run)
+                for row in await dead_letters_of(kafka_bootstrap, run)
                 if row["redriven_from"] == f"ghl.webhooks.dlq.v1:{chosen[1]}"
             ]
 
-        [again] = wait_for(failed_again)
+        [again] = await eventually(failed_again)
         assert again["webhook_id"] == f"{run}-broken" and again["state"] == "pending"
         states = {row["dlq"]: row["state"] for row in listed(env, run)}
         assert states[chosen[0]].startswith("re-driven to ghl.webhooks.v1:")
