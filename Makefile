@@ -9,7 +9,7 @@ VENV := .venv
 KAFKA_LIBS := infra/kafka/libs
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test test-unit test-integration setup kafka images lint bench clean
+.PHONY: run test test-unit test-integration setup kafka images lint docs bench clean
 
 run: setup
 	exec $(VENV)/bin/streams dev
@@ -62,8 +62,12 @@ images: $(KAFKA_LIBS)/.fetched
 bench: setup
 	$(VENV)/bin/python -m bench.throughput
 
+# docs/events.md is generated from schemas/ (a unit test fails when it is stale).
+docs: setup
+	$(VENV)/bin/python -m schemas.docs
+
 lint: setup
-	$(VENV)/bin/ruff check streams tests bench
+	$(VENV)/bin/ruff check streams tests bench schemas
 	$(VENV)/bin/mypy
 
 clean:

@@ -21,6 +21,7 @@ import faust
 
 from streams import metrics
 from streams.codec import dumps, loads_object
+from streams.dlq import REDRIVE_FAMILY
 from streams.events import BadRecord, Event, event_type
 from streams.topics import RAW_WEBHOOKS
 
@@ -69,7 +70,10 @@ def install_family(
         async for record in stream.events():
             message = record.message
             headers, kind = headers_and_type(message)
-            if kind in wanted:
+            # A dead letter re-driven by `streams dlq retry` is meant for the family that failed
+            # it; the others processed the original already.
+            retried_by = headers.get(REDRIVE_FAMILY)
+            if kind in wanted and (retried_by is None or retried_by == family.encode()):
                 await process(message, headers)
 
     async def process(message: Any, headers: dict[str, bytes]) -> None:

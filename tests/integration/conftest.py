@@ -4,7 +4,7 @@ at an existing Kafka cluster instead of the container."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -12,6 +12,8 @@ import pytest
 # leftover containers by label instead.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
+from schemas.validate import ably_message_problems
+from tests.integration.processes import http
 from tests.integration.services import (
     AblyServer,
     start_ably,
@@ -51,3 +53,23 @@ async def ably_server() -> AsyncIterator[AblyServer]:
     service = await start_ably()
     yield service
     service.stop()
+
+
+@pytest.fixture(autouse=True)
+def _published_events_match_their_schemas(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test that used the Ably stand-in: every message on a `user:` or `location:`
+    channel (the app's channels) matches the schema of its derived event. Runs before the next
+    test may clear the stand-in, so every derived event the suite publishes is checked."""
+    yield
+    if "ably_server" not in request.fixturenames:
+        return
+    server: AblyServer = request.getfixturevalue("ably_server")
+    status, messages = http("GET", f"http://{server.address}/_standin/messages")
+    assert status == 200, messages
+    wrong = {
+        f"{m.get('name')} on {m.get('channel')}": found
+        for m in messages
+        if m.get("channel", "").startswith(("user:", "location:"))
+        and (found := ably_message_problems(m))
+    }
+    assert not wrong, f"published messages that do not match schemas/derived: {wrong}"

@@ -23,7 +23,8 @@ def rest_client(server: AblyServer) -> AblyRest:
 
 
 async def test_publish_with_id_then_read_back_once(ably_server: AblyServer) -> None:
-    channel_name = f"user:{uuid.uuid4().hex[:8]}"
+    # Not an app channel (user:/location:): the data is not a derived event's.
+    channel_name = f"ably-client-test:{uuid.uuid4().hex[:8]}"
     message_id = f"{uuid.uuid4().hex}:0"
     async with rest_client(ably_server) as ably:
         channel = ably.channels.get(channel_name)

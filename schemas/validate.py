@@ -1,0 +1,66 @@
+"""Validating instances against the schema files with `jsonschema` (Draft 2020-12), resolving
+`$ref`s between the files from disk: nothing is fetched."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+from schemas.catalog import BASE_URI, SCHEMA_DIR, load, schema_files
+
+__all__ = ["ably_message_problems", "check_schema", "derived_event_problems", "problems"]
+
+
+@cache
+def _registry() -> Registry:
+    resources = []
+    for path in schema_files():
+        relative = path.relative_to(SCHEMA_DIR).as_posix()
+        schema = load(relative)
+        if schema.get("$id") != BASE_URI + relative:
+            raise ValueError(f"{relative}: $id must be {BASE_URI + relative}")
+        resources.append((schema["$id"], Resource.from_contents(schema)))
+    return Registry().with_resources(resources)
+
+
+@cache
+def _validator(relative: str) -> Draft202012Validator:
+    return Draft202012Validator(
+        load(relative),
+        registry=_registry(),
+        format_checker=Draft202012Validator.FORMAT_CHECKER,
+    )
+
+
+def check_schema(relative: str) -> None:
+    """Raise `jsonschema.SchemaError` unless the file is a valid Draft 2020-12 schema."""
+    Draft202012Validator.check_schema(load(relative))
+
+
+def problems(relative: str, instance: Any) -> list[str]:
+    """Why `instance` does not match the schema at `relative`, one line each ([] when it does)."""
+    return [
+        f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
+        for error in _validator(relative).iter_errors(instance)
+    ]
+
+
+def derived_event_problems(event: dict[str, Any]) -> list[str]:
+    """A record for `streams.derived.v1`, checked against the envelope (which checks `data`
+    against the schema named after the event)."""
+    return problems("derived/envelope.json", event)
+
+
+def ably_message_problems(message: dict[str, Any]) -> list[str]:
+    """A message as the Ably stand-in stored it (`data` may still be JSON text)."""
+    data = message.get("data")
+    if message.get("encoding") == "json" and isinstance(data, str):
+        data = json.loads(data)
+    return problems(
+        "derived/ably-message.json",
+        {k: message.get(k) for k in ("id", "name", "channel")} | {"data": data},
+    )
