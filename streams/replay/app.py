@@ -10,6 +10,7 @@ replays: it is logged and counted in `streams_replay_bad_records_total`).
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import faust
@@ -17,6 +18,7 @@ import faust
 from streams import metrics
 from streams.agents.family import CONTENT_ERRORS, bytes_topic, headers_and_type, with_retries
 from streams.api import QUERIES, install_api
+from streams.dlq import REDRIVE_FAMILY
 from streams.events import Event
 from streams.faust_config import new_faust_app
 from streams.replay.versions import unit_id
@@ -66,9 +68,6 @@ def install_replay_agent(
 ) -> None:
     wanted = projection.types
 
-    def fold(event: Event) -> None:
-        projection.update(tables, event)
-
     async def replay(stream: faust.StreamT) -> None:
         async for record in stream.events():
             message = record.message
@@ -77,7 +76,14 @@ def install_replay_agent(
                 continue
             try:
                 event = Event.from_record(message.value, headers, message.partition, message.offset)
-                await with_retries(fold, event, f"replay {projection.name} v{version}")
+                redriven_for = (
+                    headers[REDRIVE_FAMILY].decode() if REDRIVE_FAMILY in headers else None
+                )
+                await with_retries(
+                    partial(projection.update, tables, redriven_for=redriven_for),
+                    event,
+                    f"replay {projection.name} v{version}",
+                )
             except CONTENT_ERRORS as exc:
                 log.warning(
                     "replay %s v%d: record %s:%s skipped: %s",

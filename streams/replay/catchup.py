@@ -32,6 +32,7 @@ from aiokafka.structs import OffsetAndMetadata
 from streams import metrics
 from streams.agents.family import CONTENT_ERRORS
 from streams.codec import dumps
+from streams.dlq import REDRIVE_FAMILY
 from streams.events import Event
 from streams.replay.changelog import changelog_topic
 from streams.replay.control import Position
@@ -149,14 +150,16 @@ async def _fold_history(
                     if record.offset >= end:
                         break
                     records += 1
-                    kind = _event_type(record.headers)
+                    kind = _header(record.headers, "event-type")
                     if kind not in wanted:
                         continue
                     try:
                         event = Event.from_record(
                             record.value or b"", record.headers, partition, record.offset
                         )
-                        projection.update(tables, event)
+                        projection.update(
+                            tables, event, _header(record.headers, REDRIVE_FAMILY) or None
+                        )
                     except CONTENT_ERRORS as exc:
                         skipped += 1
                         log.warning(
@@ -170,9 +173,9 @@ async def _fold_history(
     return CatchUp(records, skipped, keys, time.monotonic() - started)
 
 
-def _event_type(headers: Any) -> str:
+def _header(headers: Any, wanted: str) -> str:
     for name, value in headers or ():
-        if name == "event-type":
+        if name == wanted:
             return bytes(value).decode()
     return ""
 

@@ -53,4 +53,4 @@ def update(tables: Tables, event: Event) -> Contact | None:
     return contact
 
 
-FOLD = Fold((CONTACTS,), CONTACT_TYPES, update)
+FOLD = Fold((CONTACTS,), CONTACT_TYPES, update, family="contacts")

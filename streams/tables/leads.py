@@ -80,4 +80,4 @@ def update(tables: Tables, event: Event) -> tuple[str, LocationLeads] | None:
     return day, location
 
 
-FOLD = Fold((LEADS, LEAD_CONTACTS), TYPES, update)
+FOLD = Fold((LEADS, LEAD_CONTACTS), TYPES, update, family="contacts")

@@ -26,6 +26,9 @@ class Fold:
     tables: tuple[str, ...]
     types: frozenset[str]
     update: Callable[[Tables, Event], Any]
+    # The live family agent that applies it: a dead letter re-driven for that family
+    # (`streams dlq retry`) is folded by its folds only, as live.
+    family: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class Projection:
     def types(self) -> frozenset[str]:
         return frozenset(t for fold in self.folds for t in fold.types)
 
-    def update(self, tables: Tables, event: Event) -> None:
+    def update(self, tables: Tables, event: Event, redriven_for: str | None = None) -> None:
         for fold in self.folds:
-            if event.type in fold.types:
+            if event.type in fold.types and redriven_for in (None, fold.family):
                 fold.update(tables, event)

@@ -165,4 +165,4 @@ def update(tables: Tables, event: Event) -> tuple[Payment, Recognised] | None:
     return payment, recognised
 
 
-FOLD = Fold((DAILY_REVENUE, INVOICE_PAYMENTS), TYPES, update)
+FOLD = Fold((DAILY_REVENUE, INVOICE_PAYMENTS), TYPES, update, family="payments")

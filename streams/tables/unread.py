@@ -185,4 +185,6 @@ def update(tables: Tables, event: Event) -> tuple[str, Conversation, UnreadByCon
     return conversation_id, conversation, location
 
 
-FOLD = Fold((CONVERSATIONS, SEEN_MESSAGES, UNREAD_BY_LOCATION), TYPES, update)
+FOLD = Fold(
+    (CONVERSATIONS, SEEN_MESSAGES, UNREAD_BY_LOCATION), TYPES, update, family="conversations"
+)

@@ -92,8 +92,8 @@ def test_a_projection_applies_only_the_folds_that_read_the_event_type() -> None:
     projection = Projection(
         "p",
         (
-            Fold(("a",), frozenset({"X"}), lambda tables, e: seen.append(f"a:{e.type}")),
-            Fold(("a", "b"), frozenset({"X", "Y"}), lambda tables, e: seen.append(f"b:{e.type}")),
+            Fold(("a",), frozenset({"X"}), lambda t, e: seen.append(f"a:{e.type}"), family="fa"),
+            Fold(("a", "b"), frozenset({"X", "Y"}), lambda t, e: seen.append(f"b:{e.type}"), "fb"),
         ),
         live=False,
     )
@@ -102,3 +102,7 @@ def test_a_projection_applies_only_the_folds_that_read_the_event_type() -> None:
     projection.update({}, event({"type": "X"}))
     projection.update({}, event({"type": "Z"}))
     assert seen == ["b:Y", "a:X", "b:X"]
+    # A dead letter re-driven for one family is folded by that family's folds only, as live.
+    seen.clear()
+    projection.update({}, event({"type": "X"}), redriven_for="fb")
+    assert seen == ["b:X"]
