@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from datetime import date
 from functools import partial
 from pathlib import Path
-from typing import Any
 
-from streams import dlq
 from streams.app import APP_ID, create_app
 from streams.backfill import LegacyLayout, backfill
 from streams.broker import BrokerError, LocalKafka, kafka_bootstrap
+from streams.dlq_cli import add_commands as add_dlq_commands
 from streams.faust_config import run_worker
 from streams.ingest import ingest_file, wait_consumed
 from streams.ingress.raw_log import KafkaUnavailable, RawLog
@@ -28,7 +27,7 @@ from streams.replay.cli import add_commands as add_replay_commands
 from streams.settings import Settings
 from streams.tables.projection import Projection
 from streams.tables.registry import PROJECTIONS
-from streams.topics import DLQ, RAW_WEBHOOKS, TOPICS, ensure_topics
+from streams.topics import RAW_WEBHOOKS, TOPICS, ensure_configured_topics, ready_kafka
 
 __all__ = ["main"]
 
@@ -104,31 +103,8 @@ def _parser(catalog: Sequence[Projection]) -> argparse.ArgumentParser:
     query.add_argument("--json", action="store_true", help="print the API's JSON answer")
     query.set_defaults(command=_query)
     add_replay_commands(sub, catalog)
-    _add_dlq_commands(sub)
+    add_dlq_commands(sub)
     return parser
-
-
-def _add_dlq_commands(sub: Any) -> None:
-    dead = sub.add_parser("dlq", help=f"inspect and re-drive the dead letters on {DLQ.name}")
-    commands = dead.add_subparsers(required=True, metavar="ACTION")
-    listing = commands.add_parser("list", help="dead letters, oldest first, with their state")
-    listing.add_argument("--pending", action="store_true", help="only those not re-driven yet")
-    listing.add_argument("--json", action="store_true", help="one JSON array")
-    show = commands.add_parser("show", help="one dead letter: reason, headers, body")
-    show.add_argument("at", type=dlq.parse_coordinates, metavar="PARTITION:OFFSET")
-    retry = commands.add_parser(
-        "retry", help="append selected dead letters to their source topic again, once each"
-    )
-    retry.add_argument("at", nargs="*", type=dlq.parse_coordinates, metavar="PARTITION:OFFSET")
-    retry.add_argument("--all", action="store_true", help="every dead letter not re-driven yet")
-    retry.add_argument("--again", action="store_true", help="also those re-driven before")
-    retry.add_argument("--dry-run", action="store_true", help="say what would be re-driven")
-    for parser in (listing, retry):
-        parser.add_argument("--family", help="only this family's (payments, ..., publisher)")
-        parser.add_argument("--error", help="only those whose error contains this text")
-    listing.set_defaults(command=_dlq_list)
-    show.set_defaults(command=_dlq_show)
-    retry.set_defaults(command=_dlq_retry)
 
 
 def _dev(catalog: Sequence[Projection], settings: Settings, args: argparse.Namespace) -> int:
@@ -156,7 +132,7 @@ def _worker(catalog: Sequence[Projection], settings: Settings, args: argparse.Na
 
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:
-    created = asyncio.run(_ensure_topics(settings, kafka_bootstrap(settings)))
+    created = asyncio.run(ensure_configured_topics(settings, kafka_bootstrap(settings)))
     for topic in TOPICS:
         state = "created" if topic.name in created else "exists"
         print(f"{topic.name:24} {state:8} key: {topic.key}")
@@ -165,7 +141,7 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
 
 def _ingest(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> int:
-        bootstrap = await _ready_log(settings)
+        bootstrap = await ready_kafka(settings)
         async with RawLog(bootstrap) as raw_log:
             report = await ingest_file(args.file, raw_log, live=args.live)
         print(
@@ -208,63 +184,6 @@ def _query(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _dlq_list(settings: Settings, args: argparse.Namespace) -> int:
-    ledger = asyncio.run(_read_dlq(settings))
-    chosen = dlq.Selection(family=args.family, error=args.error)
-    rows = [
-        {**letter.summary(), "state": ledger.state(letter)}
-        for letter in ledger.letters
-        if chosen.matches(letter) and not (args.pending and letter.coordinates in ledger.redriven)
-    ]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for row in rows:
-        print(
-            f"{row['dlq']:>9}  {row['family']:<13} {row['event_type'] or '-':<24} "
-            f"{row['state']:<12.12} {row['error'][:70]}"
-        )
-    print(f"{len(rows)} dead letters")
-    return 0
-
-
-def _dlq_show(settings: Settings, args: argparse.Namespace) -> int:
-    ledger = asyncio.run(_read_dlq(settings))
-    found = [letter for letter in ledger.letters if letter.coordinates == args.at]
-    if not found:
-        print(f"streams: no dead letter at {args.at[0]}:{args.at[1]}", file=sys.stderr)
-        return 1
-    print(dlq.show(found[0], ledger.state(found[0])))
-    return 0
-
-
-def _dlq_retry(settings: Settings, args: argparse.Namespace) -> int:
-    chosen = dlq.Selection(frozenset(args.at), args.family, args.error, args.all)
-    if chosen.empty:
-        raise ValueError("say which dead letters: PARTITION:OFFSET ..., --family, --error or --all")
-
-    async def run() -> int:
-        bootstrap = await _ready_log(settings)
-        ledger = await dlq.read_ledger(bootstrap)
-        todo, skipped = dlq.select(ledger, chosen, again=args.again)
-        for letter in skipped:
-            print(f"{letter.partition}:{letter.offset} skipped: {ledger.state(letter)}")
-        if args.dry_run:
-            for letter in todo:
-                print(f"{letter.partition}:{letter.offset} would be re-driven ({letter.family})")
-            return 0
-        for letter, copy in await dlq.redrive(bootstrap, todo):
-            print(f"{letter.partition}:{letter.offset} re-driven to {copy}")
-        print(f"{len(todo)} re-driven, {len(skipped)} already re-driven before")
-        return 0
-
-    return asyncio.run(run())
-
-
-async def _read_dlq(settings: Settings) -> dlq.Ledger:
-    return await dlq.read_ledger(await _ready_log(settings))
-
-
 def _backfill_mongo(settings: Settings, args: argparse.Namespace) -> int:
     uri = args.uri or (settings.mongodb_uri.reveal() if settings.mongodb_uri else None)
     if not uri:
@@ -278,7 +197,7 @@ def _backfill_mongo(settings: Settings, args: argparse.Namespace) -> int:
     since = date.fromisoformat(args.since) if args.since else None
 
     async def run() -> int:
-        async with RawLog(await _ready_log(settings)) as raw_log:
+        async with RawLog(await ready_kafka(settings)) as raw_log:
             report = await backfill(
                 uri,
                 args.db,
@@ -306,22 +225,8 @@ def _run_worker(
     loop: asyncio.AbstractEventLoop,
     catalog: Sequence[Projection],
 ) -> int:
-    loop.run_until_complete(_ensure_topics(settings, bootstrap))
+    loop.run_until_complete(ensure_configured_topics(settings, bootstrap))
     return run_worker(create_app(settings, bootstrap, catalog), loop)
-
-
-async def _ready_log(settings: Settings) -> str:
-    """The bootstrap address, once the project's topics exist."""
-    bootstrap = kafka_bootstrap(settings)
-    await _ensure_topics(settings, bootstrap)
-    return bootstrap
-
-
-async def _ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
-    """Create the project's topics that are missing, as configured; return those created."""
-    return await ensure_topics(
-        bootstrap, partitions=settings.partitions, replication_factor=settings.replication_factor
-    )
 
 
 if __name__ == "__main__":

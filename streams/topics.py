@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from streams.broker import kafka_bootstrap
+from streams.settings import Settings
+
 __all__ = [
     "DERIVED",
     "DLQ",
@@ -13,9 +16,11 @@ __all__ = [
     "RAW_WEBHOOKS",
     "TOPICS",
     "TopicSpec",
+    "ensure_configured_topics",
     "ensure_topics",
     "partition_ids",
     "raw_key",
+    "ready_kafka",
 ]
 
 FOREVER = "-1"
@@ -92,3 +97,17 @@ async def partition_ids(admin: AIOKafkaAdminClient, topic: str) -> list[int]:
     """The partitions of `topic` ([] when it does not exist)."""
     (described,) = await admin.describe_topics([topic])
     return sorted(p["partition"] for p in described["partitions"])
+
+
+async def ensure_configured_topics(settings: Settings, bootstrap: str) -> list[str]:
+    """`ensure_topics` with the configured partitions and replication."""
+    return await ensure_topics(
+        bootstrap, partitions=settings.partitions, replication_factor=settings.replication_factor
+    )
+
+
+async def ready_kafka(settings: Settings) -> str:
+    """The configured Kafka's bootstrap address, once the project's topics exist there."""
+    bootstrap = kafka_bootstrap(settings)
+    await ensure_configured_topics(settings, bootstrap)
+    return bootstrap

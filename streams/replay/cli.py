@@ -21,7 +21,7 @@ from streams.replay.control import GroupLag, Position, read_versions, write_vers
 from streams.replay.versions import LIVE_GROUP, ReplayError, Versions, group_of, unit_id
 from streams.settings import Settings
 from streams.tables.projection import Projection
-from streams.topics import ensure_topics
+from streams.topics import ready_kafka
 
 __all__ = ["add_commands", "caught_up"]
 
@@ -87,19 +87,11 @@ def add_commands(sub: argparse._SubParsersAction, catalog: Sequence[Projection])
     worker.set_defaults(command=partial(_replay_worker, by_name))
 
 
-async def _prepared(settings: Settings) -> str:
-    bootstrap = kafka_bootstrap(settings)
-    await ensure_topics(
-        bootstrap, partitions=settings.partitions, replication_factor=settings.replication_factor
-    )
-    return bootstrap
-
-
 def _start(catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace) -> int:
     chosen = list(catalog.values()) if args.projection == "all" else [catalog[args.projection]]
 
     async def run() -> int:
-        bootstrap = await _prepared(settings)
+        bootstrap = await ready_kafka(settings)
         recorded = await read_versions(bootstrap)
         # Check every projection before recording any, so a refusal changes nothing.
         updated = {
@@ -152,7 +144,7 @@ async def _follow(bootstrap: str, units: list[tuple[Projection, int]], *, verbos
 
 def _status(catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> int:
-        bootstrap = await _prepared(settings)
+        bootstrap = await ready_kafka(settings)
         recorded = await read_versions(bootstrap)
         print(
             f"{'projection':<14}{'version':>7}  {'serves':<7}{'state':<12}"
@@ -188,7 +180,7 @@ def _promote(catalog: dict[str, Projection], settings: Settings, args: argparse.
     projection = catalog[args.projection]
 
     async def run() -> int:
-        bootstrap = await _prepared(settings)
+        bootstrap = await ready_kafka(settings)
         versions = (await read_versions(bootstrap)).get(
             projection.name, Versions.initial(projection)
         )
@@ -215,7 +207,7 @@ def _drop(catalog: dict[str, Projection], settings: Settings, args: argparse.Nam
     group = unit_id(projection.name, args.version)
 
     async def run() -> int:
-        bootstrap = await _prepared(settings)
+        bootstrap = await ready_kafka(settings)
         versions = (await read_versions(bootstrap)).get(
             projection.name, Versions.initial(projection)
         )
