@@ -240,7 +240,7 @@ def _compare(catalog: dict[str, Projection], settings: Settings, args: argparse.
     projection = catalog[args.projection]
 
     async def run() -> int:
-        bootstrap = kafka_bootstrap(settings)
+        bootstrap = await ready_kafka(settings)
         found: list[str] = []
         keys = 0
         for table in projection.tables:
