@@ -175,3 +175,43 @@ def expected(bodies: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def format_minor(minor: int, currency: str) -> str:
     exponent = EXPONENT[currency]
     return str(Decimal(minor).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent)))
+
+
+def location_notifications(bodies: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """How many derived events of each name a subscriber of each location channel must see for
+    live `bodies` (DESIGN.md's table): `new-message` per inbound message seen for the first time,
+    `unread-changed` per change of a conversation's count, `lead-alert` per new contact,
+    `payment-received` and `revenue-update` per payment that adds revenue."""
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    unread: dict[str, int] = defaultdict(int)
+    seen_messages: set[tuple[str, str]] = set()
+    seen_contacts: set[str] = set()
+    highest: dict[str, int] = {}
+    for body in bodies:
+        kind = body.get("type")
+        if kind is None and body["status"] in ("paid", "partially_paid"):
+            channel = f"location:{body['altId']}"
+            quantum = Decimal(1).scaleb(-EXPONENT[body["currency"]])
+            paid = Decimal(str(body["amountPaid"])).quantize(quantum, rounding=ROUND_HALF_EVEN)
+            minor = int(paid.scaleb(EXPONENT[body["currency"]]))
+            if minor > highest.get(body["_id"], 0):
+                highest[body["_id"]] = minor
+                counts["payment-received", channel] += 1
+                counts["revenue-update", channel] += 1
+            continue
+        channel = f"location:{body.get('locationId')}"
+        if kind == "InboundMessage":
+            key = (body["conversationId"], body["messageId"])
+            if key not in seen_messages:
+                seen_messages.add(key)
+                unread[body["conversationId"]] += 1
+                counts["new-message", channel] += 1
+                counts["unread-changed", channel] += 1
+        elif kind == "ConversationUnreadUpdate":
+            if unread[body["id"]] != body["unreadCount"]:
+                unread[body["id"]] = body["unreadCount"]
+                counts["unread-changed", channel] += 1
+        elif kind == "ContactCreate" and body["id"] not in seen_contacts:
+            seen_contacts.add(body["id"])
+            counts["lead-alert", channel] += 1
+    return dict(counts)

@@ -73,3 +73,16 @@ def _published_events_match_their_schemas(request: pytest.FixtureRequest) -> Ite
         and (found := ably_message_problems(m))
     }
     assert not wrong, f"published messages that do not match schemas/derived: {wrong}"
+
+
+@pytest.fixture(autouse=True)
+def no_personal_data_on_location_channels(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test that used the Ably-compatible server: no message on any location channel
+    carries an e-mail address or a phone number (every derived event of the suite is checked)."""
+    yield
+    if "ably_server" in request.fixturenames:
+        from tests.integration.webhooks import ably_messages, personal_data
+
+        server = request.getfixturevalue("ably_server")
+        leaked = personal_data(ably_messages(server))
+        assert leaked == [], leaked[:3]

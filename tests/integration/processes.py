@@ -67,6 +67,17 @@ class Worker:
             self.process.kill()
             self.process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush, no commit (kill -9)."""
+        self.process.kill()
+        self.process.wait()
+
+    def rss_mib(self) -> float:
+        """The worker process's resident memory."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
+        return int(kib) / 1024
+
     def tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:]
 
@@ -76,10 +87,11 @@ def start_worker(
     data_dir: Path,
     command: str = "worker",
     program: list[str] | None = None,
+    port: int | None = None,
 ) -> Worker:
     """A worker process (`program`, default the `streams` command) with its own data
-    directory and a free web port."""
-    port = free_port()
+    directory and a free web port (or `port`, to restart one where its clients know it)."""
+    port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "worker.log"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMS_")}
@@ -88,7 +100,7 @@ def start_worker(
         [*(program or [str(REPO / ".venv/bin/streams")]), command],
         env=full_env,
         cwd=REPO,
-        stdout=log.open("wb"),
+        stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
     return Worker(process, port, log)

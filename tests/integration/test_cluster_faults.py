@@ -1,0 +1,101 @@
+"""Two workers on the three-node cluster (replication 3, min ISR 2, `acks=all`): one worker
+killed with SIGKILL mid-stream, its partitions move and every location stays answerable; then one
+broker of three stopped: ingress keeps answering and no acknowledged webhook is lost."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from pathlib import Path
+
+from streams.broker import LocalKafka
+from streams.settings import Settings
+from tests.integration.processes import Worker, start_worker, wait_for
+from tests.integration.services import AblyServer
+from tests.integration.test_faults import projections_match, seen_by_subscribers
+from tests.integration.webhooks import (
+    Delivery,
+    ably_messages,
+    deliver,
+    query,
+    raw_webhook_ids,
+    record_figures,
+    webhook_env,
+)
+from tests.traffic import expected, generate, location_notifications
+
+
+async def test_two_workers_three_brokers_survive_a_worker_kill_and_a_broker_stop(
+    ably_server: AblyServer, tmp_path: Path
+) -> None:
+    cluster = LocalKafka(tmp_path / "cluster", libs=Settings.from_env({}).kafka_libs, nodes=3)
+    cluster.start()
+    workers: list[Worker] = []
+    try:
+        await cluster.wait_ready()
+        run = f"c{uuid.uuid4().hex[:6]}"
+        bodies = generate(2400, locations=8, prefix=run, seed=3)
+        first, second = bodies[:1600], bodies[1600:]
+        locations = sorted(expected(bodies))
+        env = webhook_env(cluster.bootstrap, ably_server, replication=3)
+        workers = [start_worker(env, tmp_path / f"worker-{n}") for n in (1, 2)]
+        for worker in workers:
+            worker.wait_healthy(timeout=180)
+        alive = list(workers)
+
+        # Worker 2 is killed a third of the way through; HighLevel's retries go to worker 1.
+        delivery = Delivery()
+        sender = threading.Thread(
+            target=deliver, args=(first, lambda: [w.url for w in alive], delivery), daemon=True
+        )
+        sender.start()
+        assert wait_for(lambda: delivery.accepted >= len(first) // 3, timeout=300)
+        alive.remove(workers[1])
+        workers[1].kill()
+        # While its partitions move, keep asking the survivor about every location.
+        asked = answered = 0
+
+        def every_location_answered() -> bool:
+            nonlocal asked, answered
+            statuses = [query(workers[0], loc, "unread")[0] for loc in locations]
+            asked, answered = asked + len(statuses), answered + statuses.count(200)
+            return all(status == 200 for status in statuses) and not sender.is_alive()
+
+        assert wait_for(every_location_answered, timeout=300, interval=1)
+        assert delivery.accepted == len(first), delivery
+        want_first = expected(first)
+        assert wait_for(lambda: not projections_match(workers[0], want_first), timeout=300), (
+            projections_match(workers[0], want_first)
+        )
+
+        # One broker of three stopped: two in-sync replicas remain, acks=all still succeeds.
+        cluster.stop_node(3, kill=True)
+        during = deliver(second, lambda: [w.url for w in alive])
+        assert during.accepted == len(second)
+        assert wait_for(lambda: not projections_match(workers[0], expected(bodies)), timeout=300), (
+            projections_match(workers[0], expected(bodies))
+        )
+        logged = await raw_webhook_ids(cluster.bootstrap)
+        acknowledged = {b["webhookId"] for b in bodies}
+        lost = acknowledged - set(logged)
+        assert not lost, sorted(lost)[:5]
+        notifications = location_notifications(bodies)
+        assert wait_for(lambda: seen_by_subscribers(ably_server, run) == notifications, timeout=180)
+        seen = ably_messages(ably_server, run)
+        record_figures(
+            "two workers, three brokers: kill -9 a worker, then stop a broker",
+            faults={"SIGKILL worker": 1, "SIGKILL broker (of 3)": 1},
+            webhooks_in=len(bodies),
+            retried_answers_worker_kill=dict(delivery.retried),
+            retried_answers_broker_down=dict(during.retried),
+            queries_during_failover={"asked": asked, "answered_200": answered},
+            raw_records_for_run=sum(n for w, n in logged.items() if w.startswith(run)),
+            published_seen_by_subscribers=len(seen),
+            expected_location_notifications=sum(notifications.values()),
+            lost=len(lost),
+            duplicated=len(seen) - len({m["id"] for m in seen}),
+        )
+    finally:
+        for worker in workers:
+            worker.stop()
+        cluster.stop()

@@ -1,0 +1,205 @@
+"""Faults injected for real, each with its count of events in and out: a worker killed with
+SIGKILL in the middle of thousands of webhooks, the Ably-compatible server down and then answering
+5xx and 429, Kafka unreachable at ingress. Figures go to .build/reliability-figures.jsonl."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from streams.topics import ensure_topics
+from tests.integration.processes import Worker, free_port, http, start_worker, wait_for
+from tests.integration.services import TEST_PARTITIONS, AblyServer
+from tests.integration.webhooks import (
+    Delivery,
+    ably_messages,
+    dead_letter_for,
+    deliver,
+    derived_records,
+    query,
+    raw_log_size,
+    record_figures,
+    standin_stats,
+    webhook_env,
+)
+from tests.traffic import expected, format_minor, generate, location_notifications
+
+
+def poison(location: str, webhook_id: str) -> dict[str, Any]:
+    """Valid JSON a projection cannot use: an amount that is not a number."""
+    return {
+        "_id": f"{webhook_id}-inv",
+        "status": "paid",
+        "amountPaid": "lots",
+        "currency": "USD",
+        "altId": location,
+        "altType": "location",
+        "webhookId": webhook_id,
+    }
+
+
+def projections_match(worker: Worker, want: dict[str, dict[str, Any]]) -> list[str]:
+    """The locations whose answers differ from the reference (empty when all match)."""
+    wrong = []
+    for location, answer in sorted(want.items()):
+        status, revenue = query(worker, location, "revenue")
+        _, unread = query(worker, location, "unread")
+        _, leads = query(worker, location, "leads")
+        if status != 200 or not isinstance(unread, dict) or not isinstance(leads, dict):
+            wrong.append(f"{location}: {status} {revenue}")
+            continue
+        got_revenue = {(d["date"], d["currency"]): d["amount"] for d in revenue["days"]}
+        want_revenue = {k: format_minor(v, k[1]) for k, v in answer["revenue"].items()}
+        if (
+            got_revenue != want_revenue
+            or unread["conversations"] != answer["unread"]
+            or {d["date"]: d["count"] for d in leads["days"]} != answer["leads"]
+        ):
+            wrong.append(location)
+    return wrong
+
+
+def seen_by_subscribers(ably: AblyServer, prefix: str) -> Counter[tuple[str, str]]:
+    return Counter(
+        (m["name"], m["channel"])
+        for m in ably_messages(ably, prefix)
+        if m["channel"].startswith("location:")
+    )
+
+
+async def test_kill_9_mid_stream_loses_nothing_and_notifies_once(
+    kafka_bootstrap: str, ably_server: AblyServer, tmp_path: Path
+) -> None:
+    run = f"k{uuid.uuid4().hex[:6]}"
+    bodies = generate(3000, locations=6, prefix=run, seed=11)
+    want, notifications = expected(bodies), location_notifications(bodies)
+    poisons = [poison(f"{run}{n}", f"{run}-poison-{n}") for n in range(3)]
+    traffic = bodies[:500] + poisons[:1] + bodies[500:2000] + poisons[1:] + bodies[2000:]
+    env = webhook_env(kafka_bootstrap, ably_server)
+    await ensure_topics(kafka_bootstrap, partitions=TEST_PARTITIONS, replication_factor=1)
+    stats_before, raw_before = standin_stats(ably_server), await raw_log_size(kafka_bootstrap)
+    port, data = free_port(), tmp_path / "worker"
+    worker = start_worker(env, data, port=port)
+    try:
+        worker.wait_healthy()
+        delivery = Delivery()
+        sender = threading.Thread(
+            target=deliver, args=(traffic, lambda: [worker.url], delivery), daemon=True
+        )
+        sender.start()
+        assert wait_for(lambda: delivery.accepted >= len(traffic) // 3, timeout=300)
+        worker.kill()  # kill -9 while webhooks keep arriving
+        accepted_at_kill = delivery.accepted
+        worker = start_worker(env, data, port=port)
+        worker.wait_healthy(timeout=240)
+        sender.join(timeout=600)
+        assert not sender.is_alive() and delivery.accepted == len(traffic), delivery
+
+        wrong = wait_for(lambda: not projections_match(worker, want), timeout=300)
+        assert wrong, projections_match(worker, want)
+        for webhook in poisons:  # dead-lettered with the reason, and the partitions moved on
+            dead = await dead_letter_for(kafka_bootstrap, webhook["webhookId"])
+            assert b"amountPaid" in dead["error"]
+
+        # Every location-channel notification the traffic calls for reached the server, and a
+        # subscriber sees each exactly once.
+        assert wait_for(
+            lambda: seen_by_subscribers(ably_server, run) == notifications, timeout=240
+        ), set((seen_by_subscribers(ably_server, run) - Counter(notifications)).items()) | set(
+            (Counter(notifications) - seen_by_subscribers(ably_server, run)).items()
+        )
+        seen = ably_messages(ably_server, run)
+        assert len({m["id"] for m in seen}) == len(seen)
+        emitted = await derived_records(kafka_bootstrap, run)
+        assert {e["id"] for e in emitted} == {m["id"] for m in seen}  # user channels too
+        stats_after = standin_stats(ably_server)
+        record_figures(
+            "kill -9 worker mid-stream",
+            faults={"SIGKILL worker": 1, "accepted before the kill": accepted_at_kill},
+            webhooks_in=len(traffic),
+            poison_records=len(poisons),
+            retried_answers=dict(delivery.retried),
+            raw_records_written=await raw_log_size(kafka_bootstrap) - raw_before,
+            derived_emitted=len(emitted),
+            derived_distinct=len({e["id"] for e in emitted}),
+            published_seen_by_subscribers=len(seen),
+            expected_location_notifications=sum(notifications.values()),
+            deduplicated_by_server=stats_after["deduplicated"] - stats_before["deduplicated"],
+            lost=0,
+            duplicated=len(seen) - len({m["id"] for m in seen}),
+        )
+    finally:
+        worker.stop()
+
+
+async def test_ably_down_then_5xx_and_429_publisher_backs_off_and_delivers_in_order(
+    kafka_bootstrap: str, ably_server: AblyServer, tmp_path: Path
+) -> None:
+    run = f"a{uuid.uuid4().hex[:6]}"
+    bodies = generate(400, locations=3, prefix=run, seed=5)
+    notifications = location_notifications(bodies)
+    env = webhook_env(kafka_bootstrap, ably_server)
+    await ensure_topics(kafka_bootstrap, partitions=TEST_PARTITIONS, replication_factor=1)
+    standin = f"http://{ably_server.address}/_standin"
+    worker = start_worker(env, tmp_path / "worker")
+    try:
+        worker.wait_healthy()
+        before = standin_stats(ably_server)
+
+        def stat(name: str) -> int:
+            return standin_stats(ably_server)[name] - before[name]
+
+        # Down: every connection closed unanswered while the webhooks come in.
+        assert http("POST", f"{standin}/faults", b'{"status": 0, "seconds": 5}')[0] == 200
+        deliver(bodies, lambda: [worker.url])
+        assert wait_for(lambda: stat("dropped") >= 1, timeout=60)
+        assert wait_for(lambda: http("GET", f"{standin}/faults")[1]["dropSecondsLeft"] <= 0)
+        # Then answering 503, 500 and 429, one publish attempt each.
+        injected = {"dropped": stat("dropped")}
+        for status in (503, 500, 429):
+            faulted = stat("faulted")
+            body = f'{{"status": {status}, "count": 1}}'.encode()
+            assert http("POST", f"{standin}/faults", body)[0] == 200
+            assert wait_for(lambda f=faulted: stat("faulted") > f, timeout=90), status
+            injected[str(status)] = 1
+        assert http("GET", f"{standin}/faults")[1]["remaining"] == 0
+
+        def seen() -> Counter[tuple[str, str]]:
+            return seen_by_subscribers(ably_server, run)
+
+        assert wait_for(lambda: seen() == notifications, timeout=120), (
+            Counter(notifications) - seen(),
+            seen() - Counter(notifications),
+        )
+        # Backing off: a handful of attempts while it was down, not a busy loop.
+        assert injected["dropped"] <= 12, injected
+        # Per-channel order: each channel's subscriber saw the events in the order the projections
+        # emitted them (the derived topic is keyed by channel), nothing skipped.
+        emitted = await derived_records(kafka_bootstrap, run)
+        messages = ably_messages(ably_server, run)
+        for channel in {e["channel"] for e in emitted}:
+            order = list(dict.fromkeys(e["id"] for e in emitted if e["channel"] == channel))
+            assert [m["id"] for m in messages if m["channel"] == channel] == order, channel
+        retries = [
+            line
+            for line in http("GET", f"{worker.url}/metrics")[1].splitlines()
+            if line.startswith("streams_publish_retries_total")
+        ]
+        record_figures(
+            "Ably-compatible server down, then 503, 500, 429",
+            faults=injected,
+            webhooks_in=len(bodies),
+            derived_emitted=len(emitted),
+            derived_distinct=len({e["id"] for e in emitted}),
+            published_seen_by_subscribers=len(messages),
+            expected_location_notifications=sum(notifications.values()),
+            publisher_retry_metric=retries,
+            lost=len({e["id"] for e in emitted} - {m["id"] for m in messages}),
+            duplicated=len(messages) - len({m["id"] for m in messages}),
+        )
+    finally:
+        http("DELETE", f"{standin}/faults")
+        worker.stop()
