@@ -9,6 +9,9 @@ __all__ = ["count", "render"]
 _counters: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
 _HELP = {
     "streams_records_total": "raw records a family agent processed",
+    "streams_records_already_folded_total": (
+        "raw records skipped because the tables already held them (after a kill), by family"
+    ),
     "streams_dead_letters_total": "records sent to the dead-letter topic, by family",
     "streams_derived_events_total": "derived events emitted, by name",
     "streams_unknown_types_total": "raw records of a type no family handles (kept, not processed)",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 import faust
@@ -23,6 +23,7 @@ from streams import metrics
 from streams.codec import dumps, loads_object
 from streams.dlq import REDRIVE_FAMILY
 from streams.events import BadRecord, Event, event_type
+from streams.tables import positions
 from streams.topics import RAW_WEBHOOKS
 
 __all__ = [
@@ -62,8 +63,15 @@ def bytes_topic(app: faust.App, name: str) -> faust.TopicT:
 
 
 def install_family(
-    app: faust.App, topics: Topics, family: str, types: Iterable[str], handle: Handler
+    app: faust.App,
+    topics: Topics,
+    family: str,
+    types: Iterable[str],
+    handle: Handler,
+    folded: MutableMapping[str, Any],
 ) -> None:
+    """`folded` is the positions table: a record the tables already hold (a worker killed
+    before committing it) is skipped, not folded twice."""
     wanted = frozenset(types)
 
     async def agent(stream: faust.StreamT) -> None:
@@ -77,9 +85,14 @@ def install_family(
                 await process(message, headers)
 
     async def process(message: Any, headers: dict[str, bytes]) -> None:
+        if positions.already_folded(folded, family, message.partition, message.offset):
+            metrics.count("streams_records_already_folded_total", family=family)
+            return
         try:
             event = Event.from_record(message.value, headers, message.partition, message.offset)
             derived = await with_retries(handle, event, family)
+            # In the same synchronous step as the folds' writes: no await in between.
+            positions.record_folded(folded, family, message.partition, message.offset)
         except BadRecord as exc:
             await _dead_letter(topics, message, headers, family, str(exc))
             return

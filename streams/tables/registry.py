@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import faust
 from faust.types import TableT
 
-from streams.tables import contacts, leads, messages, revenue, unread
+from streams.tables import contacts, leads, messages, positions, revenue, unread
 from streams.tables.projection import Projection
 
 __all__ = ["LIVE_TABLES", "PROJECTIONS", "create_tables"]
@@ -25,6 +25,7 @@ PROJECTIONS = (
 LIVE_TABLES = (
     *dict.fromkeys(t for p in PROJECTIONS if p.live for t in p.tables),
     messages.NOTIFIED_MESSAGES,
+    positions.POSITIONS,
 )
 
 
