@@ -9,7 +9,7 @@ VENV := .venv
 KAFKA_LIBS := infra/kafka/libs
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test test-unit test-integration setup kafka images lint docs bench clean
+.PHONY: run test test-long test-unit test-integration setup kafka images lint docs bench clean
 
 run: setup
 	exec $(VENV)/bin/streams dev
@@ -25,6 +25,10 @@ test:
 	end=$$(date +%s); \
 	echo "== set-up took $$((setup_done - start))s, checks and tests took $$((end - setup_done))s"; \
 	exit $$status
+
+# Tests that run for many minutes (ten minutes of sustained load); .ci/run runs them after `make test`.
+test-long: setup images
+	$(VENV)/bin/pytest tests -m long
 
 test-unit: setup
 	$(VENV)/bin/pytest tests/unit

@@ -10,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from streams.broker import LocalKafka
+from streams.settings import Settings
 from streams.topics import ensure_topics
 from tests.integration.processes import Worker, free_port, http, start_worker, wait_for
 from tests.integration.services import TEST_PARTITIONS, AblyServer
@@ -19,8 +21,10 @@ from tests.integration.webhooks import (
     dead_letter_for,
     deliver,
     derived_records,
+    post_webhook,
     query,
     raw_log_size,
+    raw_webhook_ids,
     record_figures,
     standin_stats,
     webhook_env,
@@ -106,11 +110,13 @@ async def test_kill_9_mid_stream_loses_nothing_and_notifies_once(
 
         # Every location-channel notification the traffic calls for reached the server, and a
         # subscriber sees each exactly once.
-        assert wait_for(
-            lambda: seen_by_subscribers(ably_server, run) == notifications, timeout=240
-        ), set((seen_by_subscribers(ably_server, run) - Counter(notifications)).items()) | set(
-            (Counter(notifications) - seen_by_subscribers(ably_server, run)).items()
-        )
+        def seen() -> Counter[tuple[str, str]]:
+            return seen_by_subscribers(ably_server, run)
+
+        assert wait_for(lambda: seen() == notifications, timeout=240), {
+            "missing": Counter(notifications) - seen(),
+            "extra": seen() - Counter(notifications),
+        }
         seen = ably_messages(ably_server, run)
         assert len({m["id"] for m in seen}) == len(seen)
         emitted = await derived_records(kafka_bootstrap, run)
@@ -144,6 +150,7 @@ async def test_ably_down_then_5xx_and_429_publisher_backs_off_and_delivers_in_or
     env = webhook_env(kafka_bootstrap, ably_server)
     await ensure_topics(kafka_bootstrap, partitions=TEST_PARTITIONS, replication_factor=1)
     standin = f"http://{ably_server.address}/_standin"
+    as_json = {"Content-Type": "application/json"}
     worker = start_worker(env, tmp_path / "worker")
     try:
         worker.wait_healthy()
@@ -153,7 +160,7 @@ async def test_ably_down_then_5xx_and_429_publisher_backs_off_and_delivers_in_or
             return standin_stats(ably_server)[name] - before[name]
 
         # Down: every connection closed unanswered while the webhooks come in.
-        assert http("POST", f"{standin}/faults", b'{"status": 0, "seconds": 5}')[0] == 200
+        assert http("POST", f"{standin}/faults", b'{"status": 0, "seconds": 5}', as_json)[0] == 200
         deliver(bodies, lambda: [worker.url])
         assert wait_for(lambda: stat("dropped") >= 1, timeout=60)
         assert wait_for(lambda: http("GET", f"{standin}/faults")[1]["dropSecondsLeft"] <= 0)
@@ -162,7 +169,7 @@ async def test_ably_down_then_5xx_and_429_publisher_backs_off_and_delivers_in_or
         for status in (503, 500, 429):
             faulted = stat("faulted")
             body = f'{{"status": {status}, "count": 1}}'.encode()
-            assert http("POST", f"{standin}/faults", body)[0] == 200
+            assert http("POST", f"{standin}/faults", body, as_json)[0] == 200
             assert wait_for(lambda f=faulted: stat("faulted") > f, timeout=90), status
             injected[str(status)] = 1
         assert http("GET", f"{standin}/faults")[1]["remaining"] == 0
@@ -203,3 +210,69 @@ async def test_ably_down_then_5xx_and_429_publisher_backs_off_and_delivers_in_or
     finally:
         http("DELETE", f"{standin}/faults")
         worker.stop()
+
+
+async def test_kafka_unreachable_at_ingress_answers_503_then_recovers_without_restart(
+    ably_server: AblyServer, tmp_path: Path
+) -> None:
+    kafka = LocalKafka(tmp_path / "kafka", libs=Settings.from_env({}).kafka_libs)
+    kafka.start()
+    worker: Worker | None = None
+    try:
+        await kafka.wait_ready()
+        run = f"u{uuid.uuid4().hex[:6]}"
+        location = f"{run}0"
+
+        def contact(n: int) -> dict[str, Any]:
+            return {
+                "type": "ContactCreate",
+                "locationId": location,
+                "id": f"{run}-c{n}",
+                "dateAdded": "2026-03-02T10:00:00Z",
+                "webhookId": f"{run}-wh{n}",
+            }
+
+        worker = start_worker(webhook_env(kafka.bootstrap, ably_server), tmp_path / "worker")
+        worker.wait_healthy()
+        answers: dict[str, list[int]] = {}
+
+        def post(n: int) -> int:
+            status = post_webhook(worker, contact(n))[0]  # type: ignore[arg-type]
+            answers.setdefault(contact(n)["webhookId"], []).append(status)
+            return status
+
+        assert all(post(n) == 200 for n in range(10))
+        kafka.stop_node(1, kill=True)  # Kafka unreachable
+        refused = [post(n) for n in range(10, 15)]
+        assert refused == [503] * 5, refused
+        kafka.start_node(1)
+        await kafka.wait_ready()
+        # The same worker process takes webhooks again once Kafka is back; HighLevel retries.
+        assert wait_for(lambda: post(10) == 200, timeout=180, interval=2), answers
+        assert all(post(n) == 200 for n in range(11, 20))
+        assert worker.process.poll() is None
+        worker.wait_healthy(timeout=180)
+
+        logged = await raw_webhook_ids(kafka.bootstrap)
+        accepted = {w for w, statuses in answers.items() if 200 in statuses}
+        assert accepted <= set(logged)  # never a 200 for an unwritten webhook
+        assert wait_for(lambda: query(worker, location, "leads")[1].get("total") == 20, timeout=180)
+        record_figures(
+            "Kafka unreachable at ingress",
+            faults={"SIGKILL the only broker": 1},
+            webhooks_posted=sum(len(s) for s in answers.values()),
+            answered_503_while_down=refused.count(503),
+            answered_200_while_down=refused.count(200),
+            retries_until_recovered=len(answers[contact(10)["webhookId"]]) - 1,
+            accepted=len(accepted),
+            in_raw_log=sum(logged[w] for w in accepted),
+            written_despite_503=sum(
+                1 for n in range(11, 15) if logged[contact(n)["webhookId"]] > 1
+            ),
+            lost=len(accepted - set(logged)),
+            leads_counted=20,
+        )
+    finally:
+        if worker is not None:
+            worker.stop()
+        kafka.stop()

@@ -78,9 +78,7 @@ def signature(body: bytes) -> str:
     return base64.b64encode(SIGNING_KEY.sign(body)).decode()
 
 
-def post_webhook(
-    worker: Worker, payload: dict[str, Any], *, sign: bool = True
-) -> tuple[int, Any]:
+def post_webhook(worker: Worker, payload: dict[str, Any], *, sign: bool = True) -> tuple[int, Any]:
     body = json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"}
     if sign:
@@ -221,7 +219,7 @@ async def read_topic(kafka: str, topic: str) -> list[Any]:
         ends = await consumer.end_offsets(partitions)
         found: list[Any] = []
         async with asyncio.timeout(120):
-            while any(await consumer.position(tp) < end for tp, end in ends.items()):
+            while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
                 batch = await consumer.getmany(timeout_ms=1000)
                 found.extend(record for records in batch.values() for record in records)
         return found
