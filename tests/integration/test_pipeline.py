@@ -4,70 +4,30 @@ stand-in, queries routed between two workers, and the realtime token."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import subprocess
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import jwt
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition
+from aiokafka import AIOKafkaProducer
 
-from streams.topics import DLQ, RAW_WEBHOOKS
+from streams.topics import RAW_WEBHOOKS
 from tests.integration.processes import REPO, Worker, http, start_worker, wait_for
-from tests.integration.services import TEST_PARTITIONS, AblyServer
+from tests.integration.services import AblyServer
 from tests.integration.webhooks import (
     API_TOKEN,
     JWT_SECRET,
     SIGNING_KEY,
+    ably_messages,
+    dead_letter_for,
     post_webhook,
     query,
+    raw_log_size,
     webhook_env,
 )
-
-
-async def raw_log_size(kafka: str) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(RAW_WEBHOOKS.name, p) for p in range(TEST_PARTITIONS)]
-        return sum((await consumer.end_offsets(partitions)).values())
-    finally:
-        await consumer.stop()
-
-
-async def dead_letter_for(
-    kafka: str, webhook_id: str | None = None, value: bytes | None = None
-) -> dict[str, bytes]:
-    """The headers of the dead letter with this webhook id (or these exact bytes)."""
-    consumer = AIOKafkaConsumer(
-        DLQ.name,
-        bootstrap_servers=kafka,
-        auto_offset_reset="earliest",
-        group_id=f"dlq-reader-{uuid.uuid4().hex[:6]}",
-    )
-    await consumer.start()
-    try:
-        async with asyncio.timeout(30):
-            while True:
-                record = await consumer.getone()
-                headers = dict(record.headers)
-                if (
-                    webhook_id is not None and headers.get("webhook-id") == webhook_id.encode()
-                ) or (value is not None and record.value == value):
-                    return headers
-    finally:
-        await consumer.stop()
-
-
-def ably_messages(ably: AblyServer) -> list[dict[str, Any]]:
-    status, messages = http("GET", f"http://{ably.address}/_standin/messages")
-    assert status == 200, messages
-    return list(messages)
 
 
 async def test_webhooks_to_projections_queries_and_ably(
