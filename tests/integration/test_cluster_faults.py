@@ -42,6 +42,12 @@ async def test_two_workers_three_brokers_survive_a_worker_kill_and_a_broker_stop
         for worker in workers:
             worker.wait_healthy(timeout=180)
         alive = list(workers)
+        # Routing: each worker answers for every location, its own or forwarded to the owner.
+        for worker in workers:
+            assert wait_for(
+                lambda w=worker: all(query(w, loc, "leads")[0] == 200 for loc in locations),
+                timeout=120,
+            )
 
         # Worker 2 is killed a third of the way through; HighLevel's retries go to worker 1.
         delivery = Delivery()
