@@ -18,7 +18,6 @@ from streams.ingress.raw_log import RawLog
 from streams.realtime_token import install_realtime_token
 from streams.replay.supervisor import Supervisor, this_program
 from streams.settings import Settings
-from streams.tables.positions import POSITIONS
 from streams.tables.projection import Projection
 from streams.tables.registry import LIVE_TABLES, PROJECTIONS, create_tables
 from streams.topics import DERIVED, DLQ, RAW_WEBHOOKS
@@ -53,9 +52,7 @@ def create_app(
     topics = Topics(app, RAW_WEBHOOKS.name, DERIVED.name, DLQ.name)
     tables = create_tables(app, LIVE_TABLES, settings.partitions)
     for family, module in FAMILIES:
-        install_family(
-            app, topics, family, module.TYPES, module.handler(tables), tables[POSITIONS]
-        )
+        install_family(app, topics, family, module.TYPES, module.handler, tables)
     install_unknown(app, topics, (kind for _, module in FAMILIES for kind in module.TYPES))
     install_publisher(app, topics, create_sink(settings))
 

@@ -14,16 +14,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
 
 from streams import metrics
+from streams.agents.staged import Staged
 from streams.codec import dumps, loads_object
 from streams.dlq import REDRIVE_FAMILY
 from streams.events import BadRecord, Event, event_type
 from streams.tables import positions
+from streams.tables.projection import Tables
 from streams.topics import RAW_WEBHOOKS
 
 __all__ = [
@@ -67,12 +69,22 @@ def install_family(
     topics: Topics,
     family: str,
     types: Iterable[str],
-    handle: Handler,
-    folded: MutableMapping[str, Any],
+    make_handler: Callable[[Tables], Handler],
+    tables: Tables,
 ) -> None:
-    """`folded` is the positions table: a record the tables already hold (a worker killed
+    """The family's handler folds each record into staged copies of `tables`; the writes are
+    applied once the record's derived events are acknowledged (see `streams.agents.staged`),
+    together with the record's position, so a record the tables already hold (a worker killed
     before committing it) is skipped, not folded twice."""
     wanted = frozenset(types)
+    staged = [Staged(table) for table in tables.values()]
+    handle = make_handler(dict(zip(tables, staged, strict=True)))
+    folded = tables[positions.POSITIONS]
+
+    def fold(event: Event) -> list[dict[str, Any]]:
+        for table in staged:  # nothing of a failed attempt is kept
+            table.discard()
+        return handle(event)
 
     async def agent(stream: faust.StreamT) -> None:
         async for record in stream.events():
@@ -90,9 +102,7 @@ def install_family(
             return
         try:
             event = Event.from_record(message.value, headers, message.partition, message.offset)
-            derived = await with_retries(handle, event, family)
-            # In the same synchronous step as the folds' writes: no await in between.
-            positions.record_folded(folded, family, message.partition, message.offset)
+            derived = await with_retries(fold, event, family)
         except BadRecord as exc:
             await _dead_letter(topics, message, headers, family, str(exc))
             return
@@ -100,11 +110,19 @@ def install_family(
             log.exception("%s: record %s:%s failed", family, message.partition, message.offset)
             await _dead_letter(topics, message, headers, family, f"{type(exc).__name__}: {exc}")
             return
-        metrics.count("streams_records_total", family=family)
-        if event.live:
-            for item in derived:
+        if event.live and derived:
+            sent = [
                 await topics.derived.send(key=item["channel"].encode(), value=dumps(item))
+                for item in derived
+            ]
+            await asyncio.gather(*sent)  # acknowledged by Kafka before the tables change
+            for item in derived:
                 metrics.count("streams_derived_events_total", name=item["name"])
+        # The writes and the position in one synchronous step: no await in between.
+        for table in staged:
+            table.apply()
+        positions.record_folded(folded, family, message.partition, message.offset)
+        metrics.count("streams_records_total", family=family)
 
     agent.__name__ = family
     app.agent(topics.raw, name=f"streams.agents.{family}")(agent)
