@@ -110,12 +110,12 @@ async def test_kill_9_mid_stream_loses_nothing_and_notifies_once(
 
         # Every location-channel notification the traffic calls for reached the server, and a
         # subscriber sees each exactly once.
-        def seen() -> Counter[tuple[str, str]]:
+        def visible() -> Counter[tuple[str, str]]:
             return seen_by_subscribers(ably_server, run)
 
-        assert wait_for(lambda: seen() == notifications, timeout=240), {
-            "missing": Counter(notifications) - seen(),
-            "extra": seen() - Counter(notifications),
+        assert wait_for(lambda: visible() == notifications, timeout=240), {
+            "missing": Counter(notifications) - visible(),
+            "extra": visible() - Counter(notifications),
         }
         seen = ably_messages(ably_server, run)
         assert len({m["id"] for m in seen}) == len(seen)
@@ -134,7 +134,7 @@ async def test_kill_9_mid_stream_loses_nothing_and_notifies_once(
             published_seen_by_subscribers=len(seen),
             expected_location_notifications=sum(notifications.values()),
             deduplicated_by_server=stats_after["deduplicated"] - stats_before["deduplicated"],
-            lost=sum((Counter(notifications) - seen()).values()),
+            lost=sum((Counter(notifications) - visible()).values()),
             duplicated=len(seen) - len({m["id"] for m in seen}),
         )
     finally:
