@@ -8,9 +8,24 @@ from collections.abc import Sequence
 import faust
 
 from streams.ably_sink import create_sink
-from streams.agents import contacts, conversations, messages, payments
+from streams.agents import (
+    app_lifecycle,
+    appointments,
+    campaigns,
+    contacts,
+    conversations,
+    email_stats,
+    first_party,
+    messages,
+    opportunities,
+    payments,
+    tasks,
+    users,
+)
+from streams.agents.app_lifecycle import unless_uninstalled
 from streams.agents.family import Topics, install_family, install_unknown
 from streams.agents.publisher import install_publisher
+from streams.agents.reminders import install_reminders
 from streams.api import install_api
 from streams.faust_config import new_faust_app
 from streams.ingress.http import install_ingress
@@ -31,6 +46,14 @@ FAMILIES = (
     ("conversations", conversations),
     ("payments", payments),
     ("contacts", contacts),
+    ("opportunities", opportunities),
+    ("appointments", appointments),
+    ("tasks", tasks),
+    ("email_stats", email_stats),
+    ("campaigns", campaigns),
+    ("app_lifecycle", app_lifecycle),
+    ("users", users),
+    ("first_party", first_party),
 )
 
 
@@ -52,8 +75,10 @@ def create_app(
     topics = Topics(app, RAW_WEBHOOKS.name, DERIVED.name, DLQ.name)
     tables = create_tables(app, LIVE_TABLES, settings.partitions)
     for family, module in FAMILIES:
-        install_family(app, topics, family, module.TYPES, module.handler(tables))
+        handle = unless_uninstalled(tables, module.handler(tables))
+        install_family(app, topics, family, module.TYPES, handle)
     install_unknown(app, topics, (kind for _, module in FAMILIES for kind in module.TYPES))
+    install_reminders(app, topics, tables, settings)
     install_publisher(app, topics, create_sink(settings))
 
     raw_log = RawLog(bootstrap)

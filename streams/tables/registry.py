@@ -11,7 +11,20 @@ from collections.abc import Iterable
 import faust
 from faust.types import TableT
 
-from streams.tables import contacts, leads, messages, revenue, unread
+from streams.tables import (
+    appointments,
+    contacts,
+    email_stats,
+    leads,
+    location_registry,
+    messages,
+    pipeline,
+    quotes,
+    reminders,
+    revenue,
+    tasks,
+    unread,
+)
 from streams.tables.projection import Projection
 
 __all__ = ["LIVE_TABLES", "PROJECTIONS", "create_tables"]
@@ -20,11 +33,18 @@ PROJECTIONS = (
     Projection("revenue", (revenue.FOLD,)),
     Projection("unread", (contacts.FOLD, unread.FOLD)),
     Projection("leads", (leads.FOLD,)),
+    Projection("pipeline", (pipeline.FOLD,)),
+    Projection("appointments", (appointments.FOLD,)),
+    Projection("tasks", (tasks.FOLD,)),
+    Projection("email_stats", (email_stats.FOLD,)),
+    Projection("quotes", (quotes.FOLD,)),
+    Projection("locations", (location_registry.FOLD,)),
 )
 # The live worker folds every live projection once, plus the state only its notifications need.
 LIVE_TABLES = (
     *dict.fromkeys(t for p in PROJECTIONS if p.live for t in p.tables),
     messages.NOTIFIED_MESSAGES,
+    reminders.REMINDERS,
 )
 
 
