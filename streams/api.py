@@ -25,6 +25,7 @@ from streams.tables import (
     contacts,
     email_stats,
     leads,
+    location_registry,
     pipeline,
     revenue,
     tasks,
@@ -88,6 +89,11 @@ def _email_stats(tables: Tables, location_id: str, request: Request) -> dict[str
     return queries.email_stats_answer(location_id, state, first, last)
 
 
+def _registry(tables: Tables, location_id: str, request: Request) -> dict[str, Any]:
+    entry = tables[location_registry.LOCATION_REGISTRY].get(location_id)
+    return queries.registry_answer(location_id, entry)
+
+
 # Query kind (the last path segment) -> its answer; each kind is named after its projection.
 QUERIES: dict[str, Answer] = {
     "revenue": _revenue,
@@ -97,6 +103,7 @@ QUERIES: dict[str, Answer] = {
     "appointments": _appointments,
     "tasks": _tasks,
     "email_stats": _email_stats,
+    "registry": _registry,
 }
 
 

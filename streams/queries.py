@@ -15,6 +15,7 @@ from streams.tables.appointments import Booking
 from streams.tables.contacts import Contact
 from streams.tables.email_stats import LocationEmailStats
 from streams.tables.leads import LocationLeads
+from streams.tables.location_registry import RegisteredLocation, empty, notifies
 from streams.tables.pipeline import NO_CURRENCY, LocationPipeline
 from streams.tables.revenue import LocationRevenue
 from streams.tables.tasks import OpenTask
@@ -27,6 +28,7 @@ __all__ = [
     "leads_answer",
     "parse_range",
     "pipeline_answer",
+    "registry_answer",
     "revenue_answer",
     "tasks_answer",
     "unread_answer",
@@ -231,3 +233,8 @@ def email_stats_answer(
         "days": days,
         "totals": dict(sorted(totals.items())),
     }
+
+
+def registry_answer(location_id: str, entry: RegisteredLocation | None) -> dict[str, Any]:
+    """The location's registry entry; `notifies` says whether its channels get derived events."""
+    return {"location_id": location_id, **(entry or empty()), "notifies": notifies(entry)}

@@ -38,7 +38,7 @@ PROJECTIONS = (
     Projection("tasks", (tasks.FOLD,)),
     Projection("email_stats", (email_stats.FOLD,)),
     Projection("quotes", (quotes.FOLD,)),
-    Projection("locations", (location_registry.FOLD,)),
+    Projection("registry", (location_registry.FOLD,)),
 )
 # The live worker folds every live projection once, plus the state only its notifications need.
 LIVE_TABLES = (

@@ -29,7 +29,7 @@ def test_the_catalog_names_each_projection_and_its_tables() -> None:
         "tasks",
         "email_stats",
         "quotes",
-        "locations",
+        "registry",
     ]
     assert by_name("unread").tables == (
         contacts.CONTACTS,
