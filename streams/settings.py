@@ -85,6 +85,9 @@ class Settings:
             except ValueError:
                 raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
+        reminder_lead = integer("STREAMS_REMINDER_LEAD_SECONDS", 15 * 60)
+        if reminder_lead < 0:
+            raise ValueError(f"STREAMS_REMINDER_LEAD_SECONDS must be >= 0, got {reminder_lead}")
         bootstrap = text("STREAMS_KAFKA_BOOTSTRAP")
         embedded = bootstrap is None
         return cls(
@@ -103,5 +106,5 @@ class Settings:
             ghl_rsa_public_key=text("GHL_WEBHOOK_RSA_PUBLIC_KEY"),
             mongodb_uri=secret("MONGODB_URI"),
             kafka_libs=Path(text("STREAMS_KAFKA_LIBS") or REPO_ROOT / "infra" / "kafka" / "libs"),
-            reminder_lead_seconds=integer("STREAMS_REMINDER_LEAD_SECONDS", 15 * 60),
+            reminder_lead_seconds=reminder_lead,
         )

@@ -23,6 +23,7 @@ from streams.agents import (
 from streams.agents.reminders import due_reminders
 from streams.app import FAMILIES
 from streams.events import BadRecord
+from streams.routing import partition_for
 from streams.tables import reminders
 from streams.tables.registry import LIVE_TABLES
 from tests.unit.events import event
@@ -242,8 +243,6 @@ def test_reminders_fire_once_to_every_user_with_an_id_of_the_appointment_and_sta
 def test_a_tick_fires_only_its_own_partitions_reminders() -> None:
     tables = live_tables()
     appointments.handler(tables)(appointment("a1", datetime.now(UTC) + timedelta(minutes=1)))
-    from streams.routing import partition_for
-
     mine = partition_for("loc-1", 8)
     other = (mine + 1) % 8
     tick = SimpleNamespace(partition=other, offset=0)
