@@ -38,7 +38,7 @@ from streams import metrics
 from streams.agents.family import Topics, bytes_topic
 from streams.codec import dumps
 from streams.derived import derived_event, user_channel
-from streams.events import Event
+from streams.events import Event, parse_time
 from streams.routing import partition_for
 from streams.settings import Settings
 from streams.tables import location_registry, reminders
@@ -101,7 +101,8 @@ def due_reminders(
         if not location_registry.notifies(registry.get(location_id)):
             continue  # uninstalled: recorded as sent, told to nobody
         for reminder in due:
-            start = datetime.fromisoformat(reminder.booking["start_time"].replace("Z", "+00:00"))
+            start = parse_time(reminder.booking["start_time"])
+            assert start is not None  # the appointments fold wrote it
             source = reminder_source(reminder, start - lead, tick)
             data = appointment_reminder_data(reminder, int(lead.total_seconds()))
             for user in reminder.booking["users"]:
