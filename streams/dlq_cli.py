@@ -93,4 +93,3 @@ def _dlq_retry(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _read_dlq(settings: Settings) -> dlq.Ledger:
     return await dlq.read_ledger(await ready_kafka(settings))
-

@@ -100,6 +100,10 @@ class Opportunity:
     def key(self) -> str:
         return f"{self.location_id}/{self.opportunity_id}"
 
+    @property
+    def stamped_iso(self) -> str | None:
+        return self.stamped.isoformat() if self.stamped else None
+
 
 @dataclass(frozen=True, slots=True)
 class Change:
@@ -183,6 +187,11 @@ def _kept(previous: OpportunityState | None, field: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _newer(opportunity: Opportunity, previous: OpportunityState) -> bool:
+    as_of = parse_time(previous["as_of"])
+    return opportunity.stamped is not None and (as_of is None or opportunity.stamped > as_of)
+
+
 def apply_opportunity(
     location: LocationPipeline | None, previous: OpportunityState | None, opportunity: Opportunity
 ) -> tuple[LocationPipeline, Change | None]:
@@ -213,7 +222,7 @@ def apply_opportunity(
         "contact_id": opportunity.contact_id or _kept(previous, "contact_id"),
         "name": opportunity.name or _kept(previous, "name"),
         "won": bool(previous and previous["won"]) or first_won,
-        "as_of": opportunity.stamped.isoformat() if opportunity.stamped else None,
+        "as_of": opportunity.stamped_iso or _kept(previous, "as_of"),
     }
     if previous is not None and {**previous, "as_of": None} == {**current, "as_of": None}:
         return location, None
@@ -241,10 +250,14 @@ def update(tables: Tables, event: Event) -> tuple[Opportunity, Change] | None:
         return None
     opportunity = opportunity_from(event)
     opportunities = tables[OPPORTUNITIES]
+    previous = opportunities.get(opportunity.key)
     location, change = apply_opportunity(
-        pipelines.get(opportunity.location_id), opportunities.get(opportunity.key), opportunity
+        pipelines.get(opportunity.location_id), previous, opportunity
     )
     if change is None:
+        if previous and previous["status"] != DELETED and _newer(opportunity, previous):
+            # The same state, sent later: what is known is now that recent.
+            opportunities[opportunity.key] = {**previous, "as_of": opportunity.stamped_iso}
         return None
     opportunities[opportunity.key] = change.current
     pipelines[opportunity.location_id] = location

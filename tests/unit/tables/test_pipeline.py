@@ -154,3 +154,20 @@ def test_unusable_opportunities_are_bad_records_with_a_reason(
 def test_an_open_opportunity_without_a_stage_is_a_bad_record() -> None:
     with pytest.raises(BadRecord, match="pipelineStageId"):
         fold([opportunity(pipelineStageId=None)])
+
+
+def test_the_same_state_sent_later_moves_the_clock_so_an_older_redelivery_stays_out() -> None:
+    tables, changes = fold(
+        [
+            opportunity(pipelineStageId="s1", timestamp="2026-03-02T09:00:00Z"),
+            opportunity(pipelineStageId="s2", timestamp="2026-03-02T10:00:00Z"),
+            opportunity(pipelineStageId="s2", timestamp="2026-03-02T12:00:00Z"),  # no change
+            opportunity(pipelineStageId="s1", timestamp="2026-03-02T11:00:00Z"),  # stale
+            opportunity(pipelineStageId="s2"),  # no timestamp: the clock stays
+        ]
+    )
+    assert changes[2:] == [None, None, None]
+    assert tables[pipeline.OPPORTUNITIES]["loc-1/opp-1"]["as_of"] == "2026-03-02T12:00:00+00:00"
+    assert tables[pipeline.PIPELINES]["loc-1"]["stages"] == {
+        "p1": {"s2": {"open": 1, "value": 4000}}
+    }
