@@ -23,6 +23,8 @@ def handler(tables: Tables) -> Any:
 
     def handle(event: Event) -> list[dict[str, Any]]:
         appointment = appointments.update(tables, event)
+        if appointment is None:
+            return []  # a late redelivery: its start time may no longer hold
         # The wall clock, not the event's time: whether the appointment is still ahead is a
         # question about now (a backlog or a late redelivery must not schedule the past).
         now = datetime.now(UTC)

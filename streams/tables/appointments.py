@@ -1,12 +1,15 @@
 """Appointments per location, for upcoming appointments per user.
 
 `AppointmentCreate` and `AppointmentUpdate` carry the whole appointment under `appointment`; the
-latest one (log order) is what is known. A cancelled appointment (`appointmentStatus` cancelled)
-or an `AppointmentDelete` leaves the table. Times carry an offset (`2023-09-25T16:00:00+05:30`)
-and are kept in UTC. Appointments that ended more than a day before the event being folded are
-dropped, so the state stays bounded and a replay drops exactly the same ones.
+latest one (log order) is what is known, except that an event whose `dateUpdated` is older than
+the one already applied is a late redelivery (HighLevel retries for hours) and changes nothing,
+and `AppointmentDelete` is final. A cancelled appointment (`appointmentStatus` cancelled) or a
+deleted one leaves the table. Times carry an offset (`2023-09-25T16:00:00+05:30`) and are kept
+in UTC. Appointments that ended more than a day before the event being folded are dropped, so
+the state stays bounded and a replay drops exactly the same ones.
 
-Table: `appointments` (location id -> {appointment id: Booking}).
+Tables: `appointments` (location id -> {appointment id: Booking}) and `appointment_versions`
+("{location}/{appointment}" -> Version).
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ __all__ = [
     "Booking",
     "apply_appointment",
     "appointment_from",
+    "is_stale",
     "iso",
     "update",
 ]
 
 APPOINTMENTS = "appointments"
+APPOINTMENT_VERSIONS = "appointment_versions"
 APPOINTMENT_TYPES = frozenset({"AppointmentCreate", "AppointmentUpdate", "AppointmentDelete"})
 CANCELLED = "cancelled"
 KEEP_AFTER_END = timedelta(days=1)
@@ -46,6 +51,11 @@ class Booking(TypedDict):
     calendar_id: str | None
 
 
+class Version(TypedDict):
+    updated_at: str | None  # the latest `dateUpdated` applied (ISO-8601 UTC)
+    deleted: bool
+
+
 @dataclass(frozen=True, slots=True)
 class Appointment:
     location_id: str
@@ -59,7 +69,13 @@ class Appointment:
     contact_id: str | None
     calendar_id: str | None
     cancelled: bool  # cancelled or deleted: no longer happening
+    deleted: bool
+    updated_at: datetime | None  # `dateUpdated`
     occurred_at: datetime
+
+    @property
+    def key(self) -> str:
+        return f"{self.location_id}/{self.appointment_id}"
 
     def booking(self) -> Booking:
         assert self.start is not None
@@ -121,6 +137,8 @@ def appointment_from(event: Event) -> Appointment:
         contact_id=_text(body.get("contactId")),
         calendar_id=_text(body.get("calendarId")),
         cancelled=cancelled,
+        deleted=event.type == "AppointmentDelete",
+        updated_at=_time(event, body, "dateUpdated"),
         occurred_at=event_time(event),
     )
 
@@ -141,9 +159,31 @@ def apply_appointment(
     return kept
 
 
-def update(tables: Tables, event: Event) -> Appointment:
-    """Fold `event` into the appointments table; the appointment as the event states it."""
+def is_stale(version: Version | None, appointment: Appointment) -> bool:
+    """Whether what is known of the appointment is newer than `appointment` states."""
+    if version is None:
+        return False
+    if version["deleted"]:
+        return True
+    known = parse_time(version["updated_at"])
+    return bool(known and appointment.updated_at and appointment.updated_at < known)
+
+
+def next_version(version: Version | None, appointment: Appointment) -> Version:
+    known = parse_time(version["updated_at"]) if version else None
+    times = [t for t in (known, appointment.updated_at) if t is not None]
+    return {"updated_at": iso(max(times)) if times else None, "deleted": appointment.deleted}
+
+
+def update(tables: Tables, event: Event) -> Appointment | None:
+    """Fold `event` into the appointment tables; the appointment as the event states it, or None
+    when it is older than what is known (nothing changed)."""
     appointment = appointment_from(event)
+    versions = tables[APPOINTMENT_VERSIONS]
+    version = versions.get(appointment.key)
+    if is_stale(version, appointment):
+        return None
+    versions[appointment.key] = next_version(version, appointment)
     table = tables[APPOINTMENTS]
     table[appointment.location_id] = apply_appointment(
         table.get(appointment.location_id), appointment
@@ -151,4 +191,4 @@ def update(tables: Tables, event: Event) -> Appointment:
     return appointment
 
 
-FOLD = Fold((APPOINTMENTS,), APPOINTMENT_TYPES, update)
+FOLD = Fold((APPOINTMENTS, APPOINTMENT_VERSIONS), APPOINTMENT_TYPES, update)

@@ -319,3 +319,17 @@ def test_documented_campaign_user_order_and_invoice_events_are_accepted_quietly(
         ),
     ]:
         assert module.handler(tables)(event(body)) == []
+
+
+def test_a_late_redelivery_of_the_old_start_does_not_bring_its_reminder_back() -> None:
+    tables = live_tables()
+    handle = appointments.handler(tables)
+    start = datetime.now(UTC) + timedelta(minutes=10)
+    handle(appointment("a1", start, dateUpdated="2026-03-01T09:00:00Z"))
+    handle(appointment("a1", start + timedelta(hours=1), dateUpdated="2026-03-01T10:00:00Z"))
+    handle(appointment("a1", start, dateUpdated="2026-03-01T09:00:00Z"))  # retried, late
+    pending = tables[reminders.REMINDERS]["loc-1"]["pending"]
+    later = (start + timedelta(hours=1)).astimezone(UTC).isoformat().replace("+00:00", "Z")
+    assert pending["a1"]["start_time"] == later
+    tick = SimpleNamespace(partition=0, offset=0)
+    assert due_reminders(tables, 0, 1, datetime.now(UTC), timedelta(minutes=15), tick) == []

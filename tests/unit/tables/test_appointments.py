@@ -59,7 +59,7 @@ def test_times_with_offsets_are_kept_in_utc_and_the_assigned_user_comes_first() 
 
 
 def test_cancelled_and_deleted_appointments_leave_the_table() -> None:
-    tables: dict[str, dict[Any, Any]] = {appointments.APPOINTMENTS: {}}
+    tables: dict[str, dict[Any, Any]] = {name: {} for name in appointments.FOLD.tables}
     appointments.update(tables, booking())
     appointments.update(tables, booking("apt-2"))
     appointments.update(tables, booking(status="cancelled", kind="AppointmentUpdate"))
@@ -74,6 +74,25 @@ def test_long_finished_appointments_are_dropped_as_later_events_arrive() -> None
     later = booking("new", dateUpdated="2026-03-01T00:00:00Z")
     later.body["timestamp"] = "2026-03-01T00:00:00Z"
     assert set(apply_appointment(old, appointment_from(later))) == {"new"}
+
+
+def test_a_late_redelivery_of_an_older_booking_changes_nothing_and_delete_is_final() -> None:
+    tables: dict[str, dict[Any, Any]] = {name: {} for name in appointments.FOLD.tables}
+    booked = booking(dateUpdated="2026-03-01T09:00:00.000Z")
+    moved = booking(
+        start="2026-03-02T18:00:00+05:30",
+        kind="AppointmentUpdate",
+        dateUpdated="2026-03-01T10:00:00.000Z",
+    )
+    assert appointments.update(tables, booked) is not None
+    assert appointments.update(tables, moved) is not None
+    assert appointments.update(tables, booked) is None  # HighLevel retried the first, late
+    location = tables[appointments.APPOINTMENTS]["loc-1"]
+    assert location["apt-1"]["start_time"] == "2026-03-02T12:30:00Z"
+    assert appointments.update(tables, booking(kind="AppointmentDelete")) is not None
+    later = booking(kind="AppointmentUpdate", dateUpdated="2026-03-01T11:00:00.000Z")
+    assert appointments.update(tables, later) is None
+    assert tables[appointments.APPOINTMENTS]["loc-1"] == {}
 
 
 @pytest.mark.parametrize(
