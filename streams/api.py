@@ -1,4 +1,4 @@
-"""The query API: `GET /v1/locations/{id}/revenue|unread|leads`, `GET /metrics`.
+"""The query API: `GET /v1/locations/{id}/<kind>` for each kind in `QUERIES`, `GET /metrics`.
 
 A query is answered by the worker that owns the location's partition of the raw topic; any other
 worker forwards it there (see `streams.routing`), so every worker can be asked about every location.
@@ -10,6 +10,7 @@ which routes it the same way within its own consumer group.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -19,7 +20,17 @@ from yarl import URL
 from streams import metrics, queries
 from streams.routing import VERSION_HEADER, forward, owner_url
 from streams.settings import Settings
-from streams.tables import contacts, leads, revenue, unread
+from streams.tables import (
+    appointments,
+    contacts,
+    email_stats,
+    leads,
+    location_registry,
+    pipeline,
+    revenue,
+    tasks,
+    unread,
+)
 from streams.tables.projection import Tables
 from streams.topics import RAW_WEBHOOKS
 from streams.web import authorized, json_response, problem
@@ -57,8 +68,43 @@ def _leads(tables: Tables, location_id: str, request: Request) -> dict[str, Any]
     return queries.leads_answer(location_id, tables[leads.LEADS].get(location_id), first, last)
 
 
+def _pipeline(tables: Tables, location_id: str, request: Request) -> dict[str, Any]:
+    first, last = queries.parse_range(request.query.get("from"), request.query.get("to"))
+    state = tables[pipeline.PIPELINES].get(location_id)
+    return queries.pipeline_answer(location_id, state, first, last)
+
+
+def _appointments(tables: Tables, location_id: str, request: Request) -> dict[str, Any]:
+    state = tables[appointments.APPOINTMENTS].get(location_id)
+    return queries.appointments_answer(location_id, state, datetime.now(UTC))
+
+
+def _tasks(tables: Tables, location_id: str, request: Request) -> dict[str, Any]:
+    return queries.tasks_answer(location_id, tables[tasks.OPEN_TASKS].get(location_id))
+
+
+def _email_stats(tables: Tables, location_id: str, request: Request) -> dict[str, Any]:
+    first, last = queries.parse_range(request.query.get("from"), request.query.get("to"))
+    state = tables[email_stats.EMAIL_STATS].get(location_id)
+    return queries.email_stats_answer(location_id, state, first, last)
+
+
+def _registry(tables: Tables, location_id: str, request: Request) -> dict[str, Any]:
+    entry = tables[location_registry.LOCATION_REGISTRY].get(location_id)
+    return queries.registry_answer(location_id, entry)
+
+
 # Query kind (the last path segment) -> its answer; each kind is named after its projection.
-QUERIES: dict[str, Answer] = {"revenue": _revenue, "unread": _unread, "leads": _leads}
+QUERIES: dict[str, Answer] = {
+    "revenue": _revenue,
+    "unread": _unread,
+    "leads": _leads,
+    "pipeline": _pipeline,
+    "appointments": _appointments,
+    "tasks": _tasks,
+    "email_stats": _email_stats,
+    "registry": _registry,
+}
 
 
 def install_api(

@@ -3,14 +3,30 @@ visible order."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import faust
 
 from streams.ably_sink import create_sink
-from streams.agents import contacts, conversations, messages, payments
-from streams.agents.family import Topics, install_families
+from streams.agents import (
+    app_lifecycle,
+    appointments,
+    campaigns,
+    contacts,
+    conversations,
+    email_stats,
+    first_party,
+    messages,
+    opportunities,
+    payments,
+    tasks,
+    users,
+)
+from streams.agents.app_lifecycle import unless_uninstalled
+from streams.agents.family import Handler, Topics, install_families
 from streams.agents.publisher import install_publisher
+from streams.agents.reminders import install_reminders
 from streams.api import install_api
 from streams.faust_config import new_faust_app
 from streams.ingress.http import install_ingress
@@ -18,7 +34,7 @@ from streams.ingress.raw_log import RawLog
 from streams.realtime_token import install_realtime_token
 from streams.replay.supervisor import Supervisor, this_program
 from streams.settings import Settings
-from streams.tables.projection import Projection
+from streams.tables.projection import Projection, Tables
 from streams.tables.registry import LIVE_TABLES, PROJECTIONS, create_tables
 from streams.topics import DERIVED, DLQ, RAW_WEBHOOKS
 from streams.web import install_health
@@ -31,7 +47,20 @@ FAMILIES = (
     ("conversations", conversations),
     ("payments", payments),
     ("contacts", contacts),
+    ("opportunities", opportunities),
+    ("appointments", appointments),
+    ("tasks", tasks),
+    ("email_stats", email_stats),
+    ("campaigns", campaigns),
+    ("app_lifecycle", app_lifecycle),
+    ("users", users),
+    ("first_party", first_party),
 )
+
+
+def _notifying_installed(make_handler: Callable[[Tables], Handler], tables: Tables) -> Handler:
+    # A location that uninstalled the app is still folded, but notifies nobody.
+    return unless_uninstalled(tables, make_handler(tables))
 
 
 def create_app(
@@ -52,8 +81,15 @@ def create_app(
     topics = Topics(app, RAW_WEBHOOKS.name, DERIVED.name, DLQ.name)
     tables = create_tables(app, LIVE_TABLES, settings.partitions)
     install_families(
-        app, topics, [(family, module.TYPES, module.handler) for family, module in FAMILIES], tables
+        app,
+        topics,
+        [
+            (family, module.TYPES, partial(_notifying_installed, module.handler))
+            for family, module in FAMILIES
+        ],
+        tables,
     )
+    install_reminders(app, topics, tables, settings)
     install_publisher(app, topics, create_sink(settings))
 
     raw_log = RawLog(bootstrap)

@@ -15,6 +15,7 @@ from datetime import date
 from functools import partial
 from pathlib import Path
 
+from streams.api import QUERIES
 from streams.app import APP_ID, create_app
 from streams.backfill import LegacyLayout, backfill
 from streams.broker import BrokerError, LocalKafka, kafka_bootstrap
@@ -96,7 +97,7 @@ def _parser(catalog: Sequence[Projection]) -> argparse.ArgumentParser:
     mongo.set_defaults(command=_backfill_mongo)
 
     query = sub.add_parser("query", help="ask a running worker about a location")
-    query.add_argument("kind", choices=["revenue", "unread", "leads"])
+    query.add_argument("kind", choices=list(QUERIES))
     query.add_argument("--location", required=True, help="the location id")
     query.add_argument("--from", dest="start", help="first date, YYYY-MM-DD")
     query.add_argument("--to", dest="end", help="last date, YYYY-MM-DD")

@@ -6,16 +6,33 @@ Money as decimal strings, dates `YYYY-MM-DD`, zero rows omitted.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
+from streams.events import parse_time
 from streams.money import format_minor
+from streams.tables.appointments import Booking
 from streams.tables.contacts import Contact
+from streams.tables.email_stats import LocationEmailStats
 from streams.tables.leads import LocationLeads
+from streams.tables.location_registry import RegisteredLocation, empty, notifies
+from streams.tables.pipeline import NO_CURRENCY, LocationPipeline
 from streams.tables.revenue import LocationRevenue
+from streams.tables.tasks import OpenTask
 from streams.tables.unread import UnreadByConversation
 
-__all__ = ["QueryError", "leads_answer", "parse_range", "revenue_answer", "unread_answer"]
+__all__ = [
+    "QueryError",
+    "appointments_answer",
+    "email_stats_answer",
+    "leads_answer",
+    "parse_range",
+    "pipeline_answer",
+    "registry_answer",
+    "revenue_answer",
+    "tasks_answer",
+    "unread_answer",
+]
 
 
 class QueryError(ValueError):
@@ -100,3 +117,124 @@ def leads_answer(
         "days": days,
         "total": sum(d["count"] for d in days),
     }
+
+
+def pipeline_answer(
+    location_id: str, state: LocationPipeline | None, first: date | None, last: date | None
+) -> dict[str, Any]:
+    """Open opportunities per (pipeline, stage) now; won value per day within the range."""
+    state = state or {"timezone": None, "stages": {}, "won": {}}
+
+    def value(hundredths: int) -> str:
+        return format_minor(hundredths, NO_CURRENCY)
+
+    stages = [
+        {
+            "pipeline_id": pipeline_id,
+            "stage_id": stage_id,
+            "open_count": totals["open"],
+            "open_value": value(totals["value"]),
+        }
+        for pipeline_id, by_stage in sorted(state["stages"].items())
+        for stage_id, totals in sorted(by_stage.items())
+        if totals["open"]
+    ]
+    won = [
+        (day, hundredths)
+        for day, hundredths in sorted(state["won"].items())
+        if hundredths and _in_range(day, first, last)
+    ]
+    return {
+        "location_id": location_id,
+        "from": _iso(first),
+        "to": _iso(last),
+        "stages": stages,
+        "open_count": sum(s["open"] for p in state["stages"].values() for s in p.values()),
+        "open_value": value(sum(s["value"] for p in state["stages"].values() for s in p.values())),
+        "won": [{"date": day, "value": value(hundredths)} for day, hundredths in won],
+        "won_total": value(sum(hundredths for _, hundredths in won)),
+    }
+
+
+def appointments_answer(
+    location_id: str, state: dict[str, Booking] | None, now: datetime
+) -> dict[str, Any]:
+    """Appointments not yet started at `now`, per user (assigned user and other users), by start."""
+    users: dict[str, list[dict[str, Any]]] = {}
+    upcoming = sorted(
+        (
+            (booking["start_time"], appointment_id, booking)
+            for appointment_id, booking in (state or {}).items()
+            if (parse_time(booking["start_time"]) or now) > now
+        ),
+    )
+    for _, appointment_id, booking in upcoming:
+        entry = {
+            "appointment_id": appointment_id,
+            "start_time": booking["start_time"],
+            "end_time": booking["end_time"],
+            "title": booking["title"],
+            "status": booking["status"],
+            "contact_id": booking["contact_id"],
+            "calendar_id": booking["calendar_id"],
+        }
+        for user in booking["users"]:
+            users.setdefault(user, []).append(entry)
+    return {
+        "location_id": location_id,
+        "as_of": now.isoformat().replace("+00:00", "Z"),
+        "total": len(upcoming),
+        "users": dict(sorted(users.items())),
+    }
+
+
+def tasks_answer(location_id: str, state: dict[str, OpenTask] | None) -> dict[str, Any]:
+    """Open tasks per assignee (tasks nobody is assigned to under `unassigned`)."""
+    assignees: dict[str, list[dict[str, Any]]] = {}
+    unassigned: list[dict[str, Any]] = []
+    for task_id, task in sorted((state or {}).items()):
+        entry = {
+            "task_id": task_id,
+            "title": task["title"],
+            "due_date": task["due_date"],
+            "contact_id": task["contact_id"],
+        }
+        if task["assigned_to"]:
+            assignees.setdefault(task["assigned_to"], []).append(entry)
+        else:
+            unassigned.append(entry)
+    return {
+        "location_id": location_id,
+        "total": len(state or {}),
+        "assignees": dict(sorted(assignees.items())),
+        "unassigned": unassigned,
+    }
+
+
+def email_stats_answer(
+    location_id: str, state: LocationEmailStats | None, first: date | None, last: date | None
+) -> dict[str, Any]:
+    days = [
+        {"date": day, "event": kind, "count": count}
+        for day, kinds in sorted((state or {"days": {}})["days"].items())
+        if _in_range(day, first, last)
+        for kind, count in sorted(kinds.items())
+        if count
+    ]
+    totals: dict[str, int] = {}
+    for day, kinds in (state or {"days": {}})["days"].items():
+        if _in_range(day, first, last):
+            for kind, count in kinds.items():
+                totals[kind] = totals.get(kind, 0) + count
+    return {
+        "location_id": location_id,
+        "from": _iso(first),
+        "to": _iso(last),
+        "days": days,
+        "totals": dict(sorted(totals.items())),
+    }
+
+
+def registry_answer(location_id: str, entry: RegisteredLocation | None) -> dict[str, Any]:
+    """The location's registry entry; `notifies` says whether its channels get derived events."""
+    return {"location_id": location_id, **(entry or empty()), "notifies": notifies(entry)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 __all__ = ["render_table"]
@@ -20,6 +21,20 @@ def render_table(kind: str, answer: dict[str, Any]) -> str:
         lines = [f"Leads for {answer['location_id']} ({period})", f"{'date':<12}count"]
         lines += [f"{d['date']:<12}{d['count']:>5}" for d in answer["days"]]
         lines.append(f"{'total':<12}{answer['total']:>5}")
+    elif kind == "pipeline":
+        lines = [
+            f"Pipeline for {answer['location_id']}: {answer['open_count']} open, "
+            f"{answer['open_value']}",
+            f"{'pipeline':<24}{'stage':<38}{'open':>6}{'value':>14}",
+        ]
+        lines += [
+            f"{s['pipeline_id']:<24}{s['stage_id']:<38}{s['open_count']:>6}{s['open_value']:>14}"
+            for s in answer["stages"]
+        ]
+        lines.append(f"Won ({period}): {answer['won_total']}")
+        lines += [f"  {d['date']:<12}{d['value']:>14}" for d in answer["won"]]
+    elif kind != "unread":
+        return json.dumps(answer, indent=2)  # appointments, tasks, email_stats: nested lists
     else:
         lines = [f"Unread for {answer['location_id']}: {answer['total']}", "by conversation:"]
         lines += [f"  {c:<30}{n:>5}" for c, n in answer["conversations"].items()]

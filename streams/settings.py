@@ -52,6 +52,8 @@ class Settings:
     ghl_rsa_public_key: str | None
     mongodb_uri: Secret | None
     kafka_libs: Path
+    reminder_lead_seconds: int = 15 * 60
+    """`STREAMS_REMINDER_LEAD_SECONDS`: how long before an appointment its reminder is sent."""
 
     @property
     def embedded(self) -> bool:
@@ -83,6 +85,9 @@ class Settings:
             except ValueError:
                 raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
+        reminder_lead = integer("STREAMS_REMINDER_LEAD_SECONDS", 15 * 60)
+        if reminder_lead < 0:
+            raise ValueError(f"STREAMS_REMINDER_LEAD_SECONDS must be >= 0, got {reminder_lead}")
         bootstrap = text("STREAMS_KAFKA_BOOTSTRAP")
         embedded = bootstrap is None
         return cls(
@@ -101,4 +106,5 @@ class Settings:
             ghl_rsa_public_key=text("GHL_WEBHOOK_RSA_PUBLIC_KEY"),
             mongodb_uri=secret("MONGODB_URI"),
             kafka_libs=Path(text("STREAMS_KAFKA_LIBS") or REPO_ROOT / "infra" / "kafka" / "libs"),
+            reminder_lead_seconds=reminder_lead,
         )

@@ -14,6 +14,7 @@ __all__ = [
     "DLQ",
     "PROJECTION_VERSIONS",
     "RAW_WEBHOOKS",
+    "REMINDER_TICKS",
     "TOPICS",
     "TopicSpec",
     "ensure_configured_topics",
@@ -57,7 +58,14 @@ PROJECTION_VERSIONS = TopicSpec(
     configs={"cleanup.policy": "compact"},
     partitions=1,
 )
-TOPICS = (RAW_WEBHOOKS, DERIVED, DLQ, PROJECTION_VERSIONS)
+REMINDER_TICKS = TopicSpec(
+    "streams.reminder-ticks.v1",
+    key="none: each tick is sent to one partition",
+    # A tick only says "look at this partition's due reminders now"; old ticks are worthless.
+    # As many partitions as the raw topic, so Faust assigns tick partition p with raw partition p.
+    configs={"retention.ms": str(3600 * 1000), "cleanup.policy": "delete"},
+)
+TOPICS = (RAW_WEBHOOKS, DERIVED, DLQ, PROJECTION_VERSIONS, REMINDER_TICKS)
 
 
 def raw_key(payload: dict[str, object]) -> bytes | None:

@@ -1,21 +1,30 @@
-"""Contacts family: assignments, leads per local day; `lead-alert` for each new contact."""
+"""Contacts family: assignments, leads per local day; `lead-alert` for each new contact.
+
+Notes (`NoteCreate|Update|Delete`) belong to contacts as well; no projection reads them yet, so
+they only have to name their location and note, else they are dead-lettered with the reason.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from streams.derived import derived_event, location_channel, user_channel
-from streams.events import Event
+from streams.events import BadRecord, Event
 from streams.tables import contacts, leads
 from streams.tables.projection import Tables
 
 __all__ = ["TYPES", "handler"]
 
-TYPES = contacts.CONTACT_TYPES | leads.TYPES
+NOTE_TYPES = frozenset({"NoteCreate", "NoteUpdate", "NoteDelete"})
+TYPES = contacts.CONTACT_TYPES | leads.TYPES | NOTE_TYPES
 
 
 def handler(tables: Tables) -> Any:
     def handle(event: Event) -> list[dict[str, Any]]:
+        if event.type in NOTE_TYPES:
+            if event.location_id is None or not isinstance(event.body.get("id"), str):
+                raise BadRecord(f"{event.type}: locationId and id (the note id) are required")
+            return []
         contact = contacts.update(tables, event) if event.type in contacts.CONTACT_TYPES else None
         new_lead = leads.update(tables, event) if event.type in leads.TYPES else None
         if new_lead is None:

@@ -11,7 +11,21 @@ from collections.abc import Iterable
 import faust
 from faust.types import TableT
 
-from streams.tables import contacts, leads, messages, positions, revenue, unread
+from streams.tables import (
+    appointments,
+    contacts,
+    email_stats,
+    leads,
+    location_registry,
+    messages,
+    pipeline,
+    positions,
+    quotes,
+    reminders,
+    revenue,
+    tasks,
+    unread,
+)
 from streams.tables.projection import Projection
 
 __all__ = ["LIVE_TABLES", "PROJECTIONS", "create_tables"]
@@ -20,12 +34,19 @@ PROJECTIONS = (
     Projection("revenue", (revenue.FOLD,)),
     Projection("unread", (contacts.FOLD, unread.FOLD)),
     Projection("leads", (leads.FOLD,)),
+    Projection("pipeline", (pipeline.FOLD,)),
+    Projection("appointments", (appointments.FOLD,)),
+    Projection("tasks", (tasks.FOLD,)),
+    Projection("email_stats", (email_stats.FOLD,)),
+    Projection("quotes", (quotes.FOLD,)),
+    Projection("registry", (location_registry.FOLD,)),
 )
 # The live worker folds every live projection once, plus the state only its notifications need.
 LIVE_TABLES = (
     *dict.fromkeys(t for p in PROJECTIONS if p.live for t in p.tables),
     messages.NOTIFIED_MESSAGES,
     positions.POSITIONS,
+    reminders.REMINDERS,
 )
 
 

@@ -1,10 +1,21 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
-from streams.queries import QueryError, leads_answer, parse_range, revenue_answer, unread_answer
+from streams.queries import (
+    QueryError,
+    appointments_answer,
+    email_stats_answer,
+    leads_answer,
+    parse_range,
+    pipeline_answer,
+    registry_answer,
+    revenue_answer,
+    tasks_answer,
+    unread_answer,
+)
 
 
 def test_revenue_answer_in_decimal_strings_with_totals_and_range() -> None:
@@ -66,3 +77,60 @@ def test_bad_ranges_are_refused_with_the_reason() -> None:
         parse_range("March", None)
     with pytest.raises(QueryError, match="after"):
         parse_range("2026-03-02", "2026-03-01")
+
+
+def test_pipeline_answer_lists_open_stages_and_won_days_in_range() -> None:
+    state = {
+        "timezone": None,
+        "stages": {"p1": {"s2": {"open": 1, "value": 50}, "s1": {"open": 2, "value": 14049}}},
+        "won": {"2026-03-01": 4000, "2026-03-05": 1, "2026-03-02": 0},
+    }
+    answer = pipeline_answer("L1", state, date(2026, 3, 1), date(2026, 3, 4))
+    assert answer["stages"] == [
+        {"pipeline_id": "p1", "stage_id": "s1", "open_count": 2, "open_value": "140.49"},
+        {"pipeline_id": "p1", "stage_id": "s2", "open_count": 1, "open_value": "0.50"},
+    ]
+    assert (answer["open_count"], answer["open_value"]) == (3, "140.99")
+    assert answer["won"] == [{"date": "2026-03-01", "value": "40.00"}]
+    assert answer["won_total"] == "40.00"
+    assert pipeline_answer("L2", None, None, None)["won_total"] == "0.00"
+
+
+def test_appointments_answer_lists_what_has_not_started_per_user() -> None:
+    def booking(start: str, users: list[str]) -> dict[str, object]:
+        return {
+            "start_time": start,
+            "end_time": None,
+            "title": "t",
+            "status": "confirmed",
+            "assigned_user_id": users[0],
+            "users": users,
+            "contact_id": None,
+            "calendar_id": None,
+        }
+
+    state = {
+        "late": booking("2026-03-02T12:00:00Z", ["u1", "u2"]),
+        "early": booking("2026-03-02T11:00:00Z", ["u1"]),
+        "past": booking("2026-03-02T09:00:00Z", ["u1"]),
+    }
+    answer = appointments_answer("L1", state, datetime(2026, 3, 2, 10, tzinfo=UTC))
+    assert answer["total"] == 2
+    assert [a["appointment_id"] for a in answer["users"]["u1"]] == ["early", "late"]
+    assert [a["appointment_id"] for a in answer["users"]["u2"]] == ["late"]
+
+
+def test_tasks_email_stats_and_registry_answers() -> None:
+    open_task = {"title": "Call", "assigned_to": "u1", "contact_id": None, "due_date": None}
+    tasks = tasks_answer("L1", {"t1": open_task, "t2": {**open_task, "assigned_to": None}})
+    assert tasks["total"] == 2
+    assert [t["task_id"] for t in tasks["assignees"]["u1"]] == ["t1"]
+    assert [t["task_id"] for t in tasks["unassigned"]] == ["t2"]
+    stats = {
+        "timezone": None,
+        "days": {"2026-03-01": {"delivered": 2, "opened": 1}, "2026-04-01": {"delivered": 5}},
+    }
+    answer = email_stats_answer("L1", stats, None, date(2026, 3, 31))
+    assert answer["totals"] == {"delivered": 2, "opened": 1}
+    assert len(answer["days"]) == 2
+    assert registry_answer("L9", None)["notifies"] is True

@@ -40,3 +40,10 @@ def test_blank_values_count_as_unset_and_bad_numbers_are_named() -> None:
     assert Settings.from_env({"STREAMS_KAFKA_BOOTSTRAP": "  "}).embedded
     with pytest.raises(ValueError, match="STREAMS_WEB_PORT"):
         Settings.from_env({"STREAMS_WEB_PORT": "http"})
+
+
+def test_the_reminder_lead_time_is_fifteen_minutes_unless_set() -> None:
+    assert Settings.from_env({}).reminder_lead_seconds == 900
+    assert Settings.from_env({"STREAMS_REMINDER_LEAD_SECONDS": "5"}).reminder_lead_seconds == 5
+    with pytest.raises(ValueError, match="STREAMS_REMINDER_LEAD_SECONDS"):
+        Settings.from_env({"STREAMS_REMINDER_LEAD_SECONDS": "-1"})

@@ -20,7 +20,17 @@ def by_name(name: str) -> Projection:
 
 
 def test_the_catalog_names_each_projection_and_its_tables() -> None:
-    assert [p.name for p in PROJECTIONS] == ["revenue", "unread", "leads"]
+    assert [p.name for p in PROJECTIONS] == [
+        "revenue",
+        "unread",
+        "leads",
+        "pipeline",
+        "appointments",
+        "tasks",
+        "email_stats",
+        "quotes",
+        "registry",
+    ]
     assert by_name("unread").tables == (
         contacts.CONTACTS,
         unread.CONVERSATIONS,
