@@ -82,7 +82,14 @@ class LocalKafka:
         config = self._write_config(node)
         if not (self._log_dir(node) / "meta.properties").exists():
             self._java(
-                ["kafka.tools.StorageTool", "format", "-t", self.cluster_id, "-c", str(config)],
+                # `--cluster-id=` form: a random id may begin with "-", which would read as an option.
+                [
+                    "kafka.tools.StorageTool",
+                    "format",
+                    f"--cluster-id={self.cluster_id}",
+                    "-c",
+                    str(config),
+                ],
                 wait=True,
                 log=self._node_dir(node) / "format.log",
             )

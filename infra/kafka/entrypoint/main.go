@@ -129,7 +129,7 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "kafka-entrypoint: formatting %s (cluster id %s)\n", logDir, id)
 		cmd := exec.Command(java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", classpath,
-			"kafka.tools.StorageTool", "format", "-t", id, "-c", configPath, "--ignore-formatted")
+			"kafka.tools.StorageTool", "format", "--cluster-id="+id, "-c", configPath, "--ignore-formatted") // "=": an id may begin with "-"
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			fail("formatting %s: %v", logDir, err)
