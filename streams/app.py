@@ -7,7 +7,7 @@ import faust
 
 from streams.ably_sink import create_sink
 from streams.agents import contacts, conversations, messages, payments
-from streams.agents.family import Topics, install_family, install_unknown
+from streams.agents.family import Topics, install_families
 from streams.agents.publisher import install_publisher
 from streams.api import install_api
 from streams.ingress.http import install_ingress
@@ -46,9 +46,9 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
     )
     topics = Topics(app, RAW_WEBHOOKS.name, DERIVED.name, DLQ.name)
     tables = create_tables(app, settings.partitions)
-    for family, module in FAMILIES:
-        install_family(app, topics, family, module.TYPES, module.handler(tables))
-    install_unknown(app, topics, (kind for _, module in FAMILIES for kind in module.TYPES))
+    install_families(
+        app, topics, [(family, module.TYPES, module.handler(tables)) for family, module in FAMILIES]
+    )
     install_publisher(app, topics, create_sink(settings))
 
     raw_log = RawLog(bootstrap)
