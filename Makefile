@@ -64,7 +64,9 @@ images: $(KAFKA_LIBS)/.fetched
 
 # Benchmarks are not tests: nothing in `make test` depends on timing.
 bench: setup
-	$(VENV)/bin/python -m bench.throughput
+	$(UV) sync --frozen --quiet --group bench
+	$(VENV)/bin/python -m bench
+	$(VENV)/bin/python -m bench.replay --records 200000
 
 # docs/events.md is generated from schemas/ (a unit test fails when it is stale).
 docs: setup

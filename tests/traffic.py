@@ -20,9 +20,11 @@ TIMEZONES = ["America/New_York", "Asia/Tokyo", "Europe/Berlin", None, "Australia
 
 
 def generate(
-    count: int, *, locations: int = 5, seed: int = 7, prefix: str = "loc"
+    count: int, *, locations: int = 5, seed: int = 7, prefix: str = "loc", pipeline: bool = False
 ) -> list[dict[str, Any]]:
-    """`count` webhook bodies (some repeated, as HighLevel redelivers), in log order."""
+    """`count` webhook bodies (some repeated, as HighLevel redelivers), in log order.
+    `pipeline` adds opportunities and appointments (about one body in ten), as production has;
+    no projection here reads them yet, so `expected()` is the same with or without them."""
     rng = random.Random(seed)
     start = datetime(2026, 3, 1, tzinfo=UTC)
     location_ids = [f"{prefix}{n}" for n in range(locations)]
@@ -50,7 +52,9 @@ def generate(
             .replace("+00:00", "Z")
         )
         roll = rng.random()
-        if roll < 0.50:
+        if pipeline and rng.random() < 0.1:
+            body = _pipeline_body(rng, location, at, prefix)
+        elif roll < 0.50:
             messages += 1
             conversation = f"{location}-conv{rng.randrange(8)}"
             message_id = f"m{messages}" if rng.random() > 0.1 else f"m{max(1, messages - 1)}"
@@ -113,6 +117,34 @@ def generate(
         if rng.random() < 0.05:
             bodies.append(body)  # a redelivery: the same webhook again
     return bodies[:count]
+
+
+def _pipeline_body(rng: random.Random, location: str, at: str, prefix: str) -> dict[str, Any]:
+    user = f"{prefix}-user{rng.randrange(3)}"
+    if rng.random() < 0.6:
+        return {
+            "type": rng.choice(
+                ["OpportunityCreate", "OpportunityStageUpdate", "OpportunityStatusUpdate"]
+            ),
+            "locationId": location,
+            "id": f"{location}-opp{rng.randrange(60)}",
+            "pipelineId": "p1",
+            "pipelineStageId": f"stage{rng.randrange(5)}",
+            "status": rng.choice(["open", "open", "open", "won", "lost"]),
+            "monetaryValue": rng.randrange(100, 20000),
+            "assignedTo": user,
+            "dateAdded": at,
+        }
+    return {
+        "type": rng.choice(["AppointmentCreate", "AppointmentUpdate"]),
+        "locationId": location,
+        "appointment": {
+            "id": f"{location}-appt{rng.randrange(80)}",
+            "assignedUserId": user,
+            "startTime": at,
+            "appointmentStatus": rng.choice(["confirmed", "confirmed", "cancelled"]),
+        },
+    }
 
 
 def to_jsonl(bodies: list[dict[str, Any]], broken: int = 3) -> str:

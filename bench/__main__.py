@@ -1,0 +1,72 @@
+"""`make bench` (= `python -m bench`): every row in one run, then bench/results/.
+
+    python -m bench [--records 20000] [--trials 3] [--quick]
+
+Rows 1-3 and 6 share a fresh broker and the same pre-filled topic per trial (bench.throughput);
+rows 4, 5 and 7 each get a fresh broker of their own. Figures are medians of the trials with
+min and max; on a shared machine they are noisy, which is why each is set beside a baseline
+measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from bench import latency, memory, throughput
+from bench.common import Spread, broker
+from bench.ingress import bare_rate, ingress_rate
+from bench.report import Results, write
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--keys", type=int, default=1_000_000, help="row 7: table keys held")
+    parser.add_argument("--hold", type=float, default=20, help="row 4: seconds per fixed rate")
+    parser.add_argument(
+        "--search-hold", type=float, default=60, help="row 4: seconds per search step"
+    )
+    parser.add_argument("--ingress-seconds", type=float, default=10)
+    parser.add_argument("--quick", action="store_true", help="small and short: checks the harness")
+    args = parser.parse_args()
+    if args.quick:
+        args.records, args.trials, args.keys = 3000, 1, 50_000
+        args.hold, args.search_hold, args.ingress_seconds = 3, 3, 3
+
+    started = time.monotonic()
+    command = "make bench" if not args.quick else "python -m bench --quick"
+    results = Results(command=command, records=args.records, trials=args.trials, keys=args.keys)
+    results.throughput = throughput.measure(args.records, args.trials)
+
+    ours, bare = Spread([]), Spread([])
+    for _ in range(args.trials):
+        with broker() as kafka, tempfile.TemporaryDirectory(prefix="streams-bench-in-") as tmp:
+            ours.values.append(ingress_rate(kafka.bootstrap, Path(tmp), args.ingress_seconds))
+        bare.values.append(bare_rate(args.ingress_seconds))
+        print(
+            f"ingress {ours.values[-1]:,.0f}/s, bare handler {bare.values[-1]:,.0f}/s", flush=True
+        )
+    results.ingress, results.bare = ours, bare
+
+    with broker() as kafka:
+        results.latency, results.held = latency.measure(
+            kafka.bootstrap, [100, 1000], args.hold, args.search_hold, drain=60
+        )
+    results.latency_hold, results.search_hold = args.hold, args.search_hold
+
+    with broker() as kafka, tempfile.TemporaryDirectory(prefix="streams-bench-mem-") as tmp:
+        results.memory = memory.peak_rss(kafka.bootstrap, Path(tmp), args.keys)
+    print(f"memory: {results.memory}", flush=True)
+
+    results.minutes = (time.monotonic() - started) / 60
+    print(write(results))
+
+
+if __name__ == "__main__":
+    main()

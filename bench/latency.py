@@ -1,0 +1,188 @@
+"""Row 4, end-to-end latency: `POST /webhooks/ghl` (signed, as HighLevel sends) to the
+Ably-compatible stand-in (infra/ably-standin) receiving the `new-message` event the worker
+derived from it. The stand-in stamps each message with its receive time (ms); the client notes
+the send time of each webhook (same machine, same clock). Open loop: webhooks are sent on a
+fixed schedule whatever the answers, so a slow worker shows as latency, not as a lower rate.
+
+Steps: each rate held for `hold` seconds on fresh locations; a webhook whose event has not
+arrived `drain` seconds after the step counts as lost (latency infinite). The "highest rate
+held" search doubles the rate from 100/s until p99 reaches 100 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+import os
+import subprocess
+import tempfile
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from bench.common import worker_env
+from bench.ingress import SigningKey
+from streams.codec import dumps, loads
+from streams.settings import REPO_ROOT
+from tests.integration.processes import free_port, http, start_worker, wait_for
+
+__all__ = ["Step", "measure", "polling_reference"]
+
+KEY = "bench.key:secret"
+LOCATIONS = 20
+
+
+@dataclass
+class Step:
+    rate: int
+    hold: float
+    sent: int
+    latencies_ms: list[float]  # math.inf for lost
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def polling_reference() -> tuple[float, float, float]:
+    """Today's app polls every 2 s: an event waits uniformly 0..2 s for the next poll (the
+    backend's own write and query time not included). Modelled, not measured."""
+    return 1000.0, 1900.0, 1980.0
+
+
+def _standin(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    subprocess.run(
+        ["bash", "infra/ably-standin/build-image.sh", "--binary-only"], cwd=REPO_ROOT, check=True
+    )
+    binary = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    binary = binary / "streams" / "ably-standin" / "ably-standin"
+    port = free_port()
+    process = subprocess.Popen(
+        [str(binary), "--listen", f"127.0.0.1:{port}"],
+        env={**os.environ, "ABLY_STANDIN_API_KEY": KEY},
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / "standin.log").open("wb"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: http("GET", f"{url}/healthz")[0] == 200, timeout=30)
+    return process, url
+
+
+async def _send(url: str, key: SigningKey, rate: int, hold: float, tag: str) -> dict[str, float]:
+    """Post rate*hold InboundMessage webhooks on schedule; message id -> send time (ms)."""
+    sent: dict[str, float] = {}
+    count = int(rate * hold)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+
+        async def post(n: int) -> None:
+            location = f"lat-{tag}-{n % LOCATIONS}"
+            message_id = f"{tag}-m{n}"
+            body, headers = key.signed(
+                dumps(
+                    {
+                        "type": "InboundMessage",
+                        "locationId": location,
+                        "conversationId": f"{location}-conv{n % 7}",
+                        "messageId": message_id,
+                        "body": "latency probe",
+                        "messageType": "SMS",
+                        "direction": "inbound",
+                        "dateAdded": "2026-03-01T12:00:00Z",
+                        "webhookId": f"wh-{message_id}",
+                    }
+                )
+            )
+            sent[message_id] = time.time() * 1000
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+
+        start = time.perf_counter()
+        tasks = []
+        for n in range(count):
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(post(n)))
+        await asyncio.gather(*tasks)
+    return sent
+
+
+def _received(standin: str, tag: str) -> dict[str, float]:
+    """message id -> the stand-in's receive time (ms) of its `new-message` on the location."""
+    auth = base64.b64encode(KEY.encode()).decode()
+    received: dict[str, float] = {}
+    for n in range(LOCATIONS):
+        channel = urllib.parse.quote(f"location:lat-{tag}-{n}", safe="")
+        base = f"/channels/{channel}/messages?direction=forwards&limit=1000"
+        path = base
+        while path:
+            status, items = http("GET", standin + path, headers={"Authorization": f"Basic {auth}"})
+            if status == 404 or not isinstance(items, list):
+                break
+            for item in items:
+                if item.get("name") == "new-message":
+                    data = item["data"]
+                    data = loads(data) if isinstance(data, str) else data
+                    received[data["message_id"]] = float(item["timestamp"])
+            path = "" if len(items) < 1000 else f"{base}&start={int(items[-1]['timestamp'])}"
+            if path and len(items) == 1000 and items[0]["timestamp"] == items[-1]["timestamp"]:
+                break
+    return received
+
+
+def _step(
+    worker_url: str, standin: str, key: SigningKey, rate: int, hold: float, drain: float
+) -> Step:
+    tag = f"r{rate}-{int(time.time())}"
+    sent = asyncio.run(_send(f"{worker_url}/webhooks/ghl", key, rate, hold, tag))
+    deadline = time.monotonic() + drain
+    received = _received(standin, tag)
+    while len(received) < len(sent) and time.monotonic() < deadline:
+        time.sleep(1)
+        received = _received(standin, tag)
+    latencies = [received[m] - at if m in received else math.inf for m, at in sent.items()]
+    step = Step(rate, hold, len(sent), latencies)
+    print(
+        f"latency at {rate}/s for {hold:.0f}s: p50 {step.percentile(50):.0f} ms, "
+        f"p99 {step.percentile(99):.0f} ms, {len(received)}/{len(sent)} arrived",
+        flush=True,
+    )
+    return step
+
+
+def measure(
+    bootstrap: str, rates: list[int], hold: float, search_hold: float, drain: float
+) -> tuple[list[Step], Step | None]:
+    """(the fixed-rate steps, the highest step of the search with p99 under 100 ms)."""
+    with tempfile.TemporaryDirectory(prefix="streams-bench-lat-") as tmp:
+        standin, standin_url = _standin(Path(tmp))
+        key = SigningKey()
+        worker = start_worker(
+            worker_env(
+                bootstrap,
+                ABLY_API_KEY=KEY,
+                ABLY_ENDPOINT=standin_url,
+                GHL_WEBHOOK_ED25519_PUBLIC_KEY=key.public_pem,
+            ),
+            Path(tmp) / "worker",
+        )
+        try:
+            worker.wait_healthy()
+            _step(worker.url, standin_url, key, 20, 3, drain)  # warm up connections
+            held: Step | None = None
+            rate = 100
+            while rate <= 1600:
+                step = _step(worker.url, standin_url, key, rate, search_hold, drain)
+                if step.percentile(99) >= 100:
+                    break
+                held, rate = step, rate * 2
+            steps = [_step(worker.url, standin_url, key, r, hold, drain) for r in rates]
+            return steps, held
+        finally:
+            worker.stop()
+            standin.terminate()
+            standin.wait(10)

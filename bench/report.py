@@ -1,0 +1,158 @@
+"""The results: bench/results/results.md (the table), bench/results/throughput.png (the chart),
+and the same table between the bench markers in README.md."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bench.common import PARTITIONS, Spread, machine
+from bench.latency import Step, polling_reference
+from bench.throughput import Throughput
+from streams.settings import REPO_ROOT
+
+__all__ = ["Results", "write"]
+
+RESULTS = REPO_ROOT / "bench" / "results"
+README = REPO_ROOT / "README.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+@dataclass
+class Results:
+    command: str
+    records: int
+    trials: int
+    keys: int
+    throughput: Throughput | None = None
+    ingress: Spread = field(default_factory=lambda: Spread([]))
+    bare: Spread = field(default_factory=lambda: Spread([]))
+    latency: list[Step] = field(default_factory=list)
+    held: Step | None = None
+    latency_hold: float = 0
+    search_hold: float = 0
+    memory: tuple[float, float, float] = (0, 0, 0)
+    minutes: float = 0
+
+
+def _ms(value: float) -> str:
+    return "lost" if math.isinf(value) else f"{value:,.0f}"
+
+
+def table(r: Results) -> str:
+    t = r.throughput
+    assert t is not None
+    ceiling = t.ceiling.median
+    p50, p95, p99 = polling_reference()
+    rows = [
+        "| # | row | this project | baseline, same run | ratio | target |",
+        "|---|---|---|---|---|---|",
+        f"| 1 | ceiling: bare aiokafka consumer + orjson decode (records/s) | | "
+        f"{t.ceiling.cell()} | 1.00 | |",
+        f"| 2 | projections, one worker, RocksDB (records/s) | {t.ours.cell()} | ceiling "
+        f"{t.ceiling.cell()} | {t.ours.median / ceiling:.3f} | >= 0.5 of ceiling |",
+        f"| 3 | peer: Quix Streams, revenue + unread (records/s) | {t.ours.cell()} | Quix "
+        f"{t.peer.cell()} | {t.ours.median / t.peer.median:.3f} | >= 1.0 |",
+    ]
+    for step in r.latency:
+        rows.append(
+            f"| 4 | latency at {step.rate:,}/s for {step.hold:.0f} s, p50 / p95 / p99 (ms) | "
+            f"{_ms(step.percentile(50))} / {_ms(step.percentile(95))} / "
+            f"{_ms(step.percentile(99))} | polling every 2 s (modelled): {p50:,.0f} / "
+            f"{p95:,.0f} / {p99:,.0f} | {step.percentile(99) / p99:.3f} (p99) | "
+            + ("p99 < 50 ms |" if step.rate == 1000 else "|")
+        )
+    held = (
+        f"{r.held.rate:,}/s (p99 {_ms(r.held.percentile(99))} ms)"
+        if r.held
+        else "none (100/s already missed it)"
+    )
+    rows.append(
+        f"| 4 | highest rate held {r.search_hold:.0f} s with p99 < 100 ms (100/s doubling) | "
+        f"{held} | | | |"
+    )
+    rows += [
+        f"| 5 | ingress: signed webhooks, Kafka-acknowledged (requests/s) | {r.ingress.cell()} | "
+        f"bare aiohttp 200 {r.bare.cell()} | {r.ingress.median / r.bare.median:.3f} | >= 0.7 |",
+        f"| 6 | replay: fresh worker, empty data dir, new group, offset 0, start-up included "
+        f"(records/s) | {t.replay.cell()} | ceiling {t.ceiling.cell()} | "
+        f"{t.replay.median / ceiling:.3f} | >= 20,000/s |",
+        f"| 7 | peak RSS holding {r.keys:,} keys (MiB) | {r.memory[0]:,.0f} | idle worker "
+        f"{r.memory[1]:,.0f} | {r.memory[0] / r.memory[1]:.2f} | |",
+    ]
+    return "\n".join(
+        [
+            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{r.command}` in "
+            f"{r.minutes:.1f} min: {r.records:,} records of the production-like mix "
+            f"(tests/traffic.py, 200 locations, 5% redeliveries) on {PARTITIONS} partitions; "
+            f"rows 1-3 and 5: median of {r.trials} trials (min to max). Machine: {machine()}.",
+            "",
+            "The machine is shared with other engineers' test runs, so absolute figures move "
+            "from run to run (the ceiling by 2-3x); compare each row with its baseline from the "
+            "same run.",
+            "",
+            *rows,
+            "",
+            f"Checked: {t.checked}. Row 7: {r.keys:,} keys recovered from the changelog in "
+            f"{r.memory[2]:.0f} s (see bench/memory.py).",
+        ]
+    )
+
+
+def chart(r: Results) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = r.throughput
+    assert t is not None
+    labels = [
+        "ceiling\n(aiokafka)",
+        "Quix Streams",
+        "streams\nworker",
+        "replay",
+        "bare\nhandler",
+        "ingress",
+    ]
+    values = [
+        t.ceiling.median,
+        t.peer.median,
+        t.ours.median,
+        t.replay.median,
+        r.bare.median,
+        r.ingress.median,
+    ]
+    colours = ["#999999", "#6a8caf", "#d9822b", "#d9822b", "#999999", "#d9822b"]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    bars = ax.bar(labels, values, color=colours)
+    ax.set_yscale("log")
+    ax.set_ylabel("records or requests per second (log)")
+    ax.set_title("streams against its ceilings and Quix Streams, one run (median)")
+    for bar, value in zip(bars, values, strict=True):
+        ax.annotate(
+            f"{value:,.0f}",
+            (bar.get_x() + bar.get_width() / 2, value),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+    fig.tight_layout()
+    fig.savefig(RESULTS / "throughput.png", dpi=110)
+    plt.close(fig)
+
+
+def write(r: Results) -> str:
+    text = table(r)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "results.md").write_text(
+        "# Benchmark results\n\n" + text + "\n\n![chart](throughput.png)\n"
+    )
+    chart(r)
+    readme = README.read_text()
+    if START in readme and END in readme:
+        head, rest = readme.split(START, 1)
+        readme = head + START + "\n" + text + "\n" + END + rest.split(END, 1)[1]
+        README.write_text(readme)
+    return text
