@@ -27,8 +27,14 @@ from streams.query_table import render_table
 from streams.replay.cli import add_commands as add_replay_commands
 from streams.settings import Settings
 from streams.tables.projection import Projection
-from streams.tables.registry import PROJECTIONS
-from streams.topics import RAW_WEBHOOKS, TOPICS, ensure_configured_topics, ready_kafka
+from streams.tables.registry import LIVE_TABLES, PROJECTIONS, changelog_topic
+from streams.topics import (
+    RAW_WEBHOOKS,
+    TOPICS,
+    ensure_changelogs,
+    ensure_configured_topics,
+    ready_kafka,
+)
 
 __all__ = ["main"]
 
@@ -227,6 +233,14 @@ def _run_worker(
     catalog: Sequence[Projection],
 ) -> int:
     loop.run_until_complete(ensure_configured_topics(settings, bootstrap))
+    loop.run_until_complete(
+        ensure_changelogs(
+            bootstrap,
+            (changelog_topic(APP_ID, table) for table in LIVE_TABLES),
+            partitions=settings.partitions,
+            replication_factor=settings.replication_factor,
+        )
+    )
     return run_worker(create_app(settings, bootstrap, catalog), loop)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -17,6 +18,7 @@ __all__ = [
     "REMINDER_TICKS",
     "TOPICS",
     "TopicSpec",
+    "ensure_changelogs",
     "ensure_configured_topics",
     "ensure_topics",
     "partition_ids",
@@ -79,11 +81,33 @@ def raw_key(payload: dict[str, object]) -> bytes | None:
 
 async def ensure_topics(bootstrap: str, *, partitions: int, replication_factor: int) -> list[str]:
     """Create the project's topics that do not exist yet; return the names created."""
+    return await _create_missing(bootstrap, TOPICS, partitions, replication_factor)
+
+
+async def ensure_changelogs(
+    bootstrap: str, names: Iterable[str], *, partitions: int, replication_factor: int
+) -> list[str]:
+    """Create the compacted changelog topics named that do not exist yet, as Faust would.
+
+    Faust creates a table's changelog when the worker starts, but the consumer's snapshot of the
+    topics' partition counts can still say 0 for it when the first record is folded, and Faust
+    then refuses the table write (`PartitionsMismatch`); with many tables on a fresh cluster that
+    outlasts the agents' retries and stops the worker. Created beforehand, they are known.
+    """
+    specs = [
+        TopicSpec(name, key="table key", configs={"cleanup.policy": "compact"}) for name in names
+    ]
+    return await _create_missing(bootstrap, specs, partitions, replication_factor)
+
+
+async def _create_missing(
+    bootstrap: str, specs: Iterable[TopicSpec], partitions: int, replication_factor: int
+) -> list[str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in TOPICS if t.name not in existing]
+        missing = [t for t in specs if t.name not in existing]
         if missing:
             await admin.create_topics(
                 [

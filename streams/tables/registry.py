@@ -28,7 +28,7 @@ from streams.tables import (
 )
 from streams.tables.projection import Projection
 
-__all__ = ["LIVE_TABLES", "PROJECTIONS", "create_tables"]
+__all__ = ["LIVE_TABLES", "PROJECTIONS", "changelog_topic", "create_tables"]
 
 PROJECTIONS = (
     Projection("revenue", (revenue.FOLD,)),
@@ -52,3 +52,8 @@ LIVE_TABLES = (
 
 def create_tables(app: faust.App, names: Iterable[str], partitions: int) -> dict[str, TableT]:
     return {name: app.Table(name, default=None, partitions=partitions) for name in names}
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    """The changelog topic Faust gives `table` in the app `app_id`."""
+    return f"{app_id}-{table}-changelog"
