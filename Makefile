@@ -59,8 +59,10 @@ images: $(KAFKA_LIBS)/.fetched
 	@bash infra/docker/remove-leftovers.sh
 
 # Benchmarks are not tests: nothing in `make test` depends on timing.
-bench: setup
-	$(VENV)/bin/python -m bench.throughput
+# `make bench ARGS="--records 10000 --keys 200000"` passes options (python -m bench --help).
+bench: setup images
+	$(UV) sync --frozen --quiet --group bench
+	$(VENV)/bin/python -m bench $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check streams tests bench
