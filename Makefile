@@ -63,9 +63,10 @@ images: $(KAFKA_LIBS)/.fetched
 	@bash infra/docker/remove-leftovers.sh
 
 # Benchmarks are not tests: nothing in `make test` depends on timing.
+# `make bench ARGS="--records 10000 --keys 200000"` passes options (python -m bench --help).
 bench: setup
 	$(UV) sync --frozen --quiet --group bench
-	$(VENV)/bin/python -m bench
+	$(VENV)/bin/python -m bench $(ARGS)
 	$(VENV)/bin/python -m bench.replay --records 200000
 
 # docs/events.md is generated from schemas/ (a unit test fails when it is stale).

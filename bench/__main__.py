@@ -25,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--keys", type=int, default=1_000_000, help="row 7: table keys held")
     parser.add_argument("--hold", type=float, default=20, help="row 4: seconds per fixed rate")

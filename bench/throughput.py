@@ -59,7 +59,7 @@ def measure(records: int, trials: int) -> Throughput:
 def _reference(items: list[dict[str, object]]) -> Answers:
     """tests/traffic.py's independent reference, in the answers' shape."""
     answers: Answers = {}
-    for location, values in expected(items).items():  # type: ignore[arg-type]
+    for location, values in expected(items).items():
         answers[location] = {
             "revenue": {f"{d}|{c}": m for (d, c), m in values["revenue"].items() if m},
             "unread": {k: n for k, n in values["unread"].items() if n},
