@@ -47,6 +47,7 @@ __all__ = [
     "read_ledger",
     "redrive",
     "redrive_headers",
+    "redriven_for",
     "select",
     "show",
 ]
@@ -60,6 +61,12 @@ _DEAD_LETTER_HEADERS = frozenset(
     {"error", "family", "source-topic", "source-partition", "source-offset"}
 )
 _REDRIVE_HEADERS = frozenset({REDRIVEN_FROM, REDRIVE_FAMILY})
+
+
+def redriven_for(headers: dict[str, bytes]) -> str | None:
+    """The family a re-driven dead letter is meant for; None for any other record."""
+    return headers[REDRIVE_FAMILY].decode() if REDRIVE_FAMILY in headers else None
+
 
 Coordinates = tuple[int, int]  # (partition, offset) on the DLQ topic
 

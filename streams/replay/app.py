@@ -18,7 +18,7 @@ import faust
 from streams import metrics
 from streams.agents.family import CONTENT_ERRORS, bytes_topic, headers_and_type, with_retries
 from streams.api import QUERIES, install_api
-from streams.dlq import REDRIVE_FAMILY
+from streams.dlq import redriven_for
 from streams.events import Event
 from streams.faust_config import new_faust_app
 from streams.replay.versions import unit_id
@@ -76,11 +76,8 @@ def install_replay_agent(
                 continue
             try:
                 event = Event.from_record(message.value, headers, message.partition, message.offset)
-                redriven_for = (
-                    headers[REDRIVE_FAMILY].decode() if REDRIVE_FAMILY in headers else None
-                )
                 await with_retries(
-                    partial(projection.update, tables, redriven_for=redriven_for),
+                    partial(projection.update, tables, redriven_for=redriven_for(headers)),
                     event,
                     f"replay {projection.name} v{version}",
                 )

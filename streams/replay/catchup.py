@@ -25,21 +25,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.structs import OffsetAndMetadata
 
 from streams import metrics
-from streams.agents.family import CONTENT_ERRORS
+from streams.agents.family import CONTENT_ERRORS, headers_and_type
 from streams.codec import dumps
-from streams.dlq import REDRIVE_FAMILY
+from streams.dlq import redriven_for
 from streams.events import Event
 from streams.replay.changelog import changelog_topic
 from streams.replay.control import Position
 from streams.replay.versions import unit_id
 from streams.settings import Settings
 from streams.tables.projection import Projection
-from streams.topics import PROJECTION_VERSIONS, RAW_WEBHOOKS
+from streams.topics import PROJECTION_VERSIONS, RAW_WEBHOOKS, ensure_changelogs
 
 __all__ = ["CatchUp", "catch_up"]
 
@@ -150,16 +150,14 @@ async def _fold_history(
                     if record.offset >= end:
                         break
                     records += 1
-                    kind = _header(record.headers, "event-type")
+                    headers, kind = headers_and_type(record)
                     if kind not in wanted:
                         continue
                     try:
                         event = Event.from_record(
-                            record.value or b"", record.headers, partition, record.offset
+                            record.value or b"", headers, partition, record.offset
                         )
-                        projection.update(
-                            tables, event, _header(record.headers, REDRIVE_FAMILY) or None
-                        )
+                        projection.update(tables, event, redriven_for(headers))
                     except CONTENT_ERRORS as exc:
                         skipped += 1
                         log.warning(
@@ -173,45 +171,31 @@ async def _fold_history(
     return CatchUp(records, skipped, keys, time.monotonic() - started)
 
 
-def _header(headers: Any, wanted: str) -> str:
-    for name, value in headers or ():
-        if name == wanted:
-            return bytes(value).decode()
-    return ""
-
-
 async def _fresh_changelogs(settings: Settings, bootstrap: str, names: list[str]) -> None:
     """Create the version's changelog topics as Faust would, or empty what a leader that died
     half way left in them."""
+    created = await ensure_changelogs(
+        bootstrap,
+        names,
+        partitions=settings.partitions,
+        replication_factor=settings.replication_factor,
+    )
+    leftovers = [n for n in names if n not in created]
+    if not leftovers:
+        return
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(n, p) for n in leftovers for p in range(settings.partitions)]
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
-        missing = [n for n in names if n not in existing]
-        if missing:
-            await admin.create_topics(
-                [
-                    NewTopic(
-                        n,
-                        num_partitions=settings.partitions,
-                        replication_factor=settings.replication_factor,
-                        topic_configs={"cleanup.policy": "compact"},
-                    )
-                    for n in missing
-                ]
-            )
-        leftovers = [n for n in names if n in existing]
-        if leftovers:
-            consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-            await consumer.start()
-            try:
-                tps = [TopicPartition(n, p) for n in leftovers for p in range(settings.partitions)]
-                ends = await consumer.end_offsets(tps)
-            finally:
-                await consumer.stop()
-            await admin.delete_records(
-                {tp: RecordsToDelete(end) for tp, end in ends.items() if end}, timeout_ms=30000
-            )
+        await admin.delete_records(
+            {tp: RecordsToDelete(end) for tp, end in ends.items() if end}, timeout_ms=30000
+        )
     finally:
         await admin.close()
 
