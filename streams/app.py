@@ -90,7 +90,7 @@ def create_app(
         tables,
     )
     install_reminders(app, topics, tables, settings)
-    install_publisher(app, topics, create_sink(settings))
+    install_publisher(app, topics, create_sink(settings), bootstrap)
 
     raw_log = RawLog(bootstrap)
 

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 from aiokafka.partitioner import murmur2
 from faust.types import AppT
 from faust.web import Request, Response
 from yarl import URL
 
+from streams.web import problem
+
 __all__ = ["VERSION_HEADER", "forward", "owner_url", "partition_for"]
 
 VERSION_HEADER = "Streams-Projection-Version"  # which version of a projection answered a query
+FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=10)
+RETRY_AFTER_SECONDS = 2
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -34,7 +39,8 @@ def owner_url(app: AppT, topic: str, key: str, default_partitions: int) -> str |
 
 
 async def forward(app: AppT, web: Any, url: str, request: Request) -> Response:
-    """Ask the owning worker and relay its answer."""
+    """Ask the owning worker and relay its answer; 503 with `Retry-After` when it cannot be
+    reached (it died: its partitions move to another worker once the group notices)."""
     owner = URL(url)
     target = (
         request.url.with_scheme("http")
@@ -42,10 +48,21 @@ async def forward(app: AppT, web: Any, url: str, request: Request) -> Response:
         .with_port(owner.port or 80)
     )
     headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "accept")}
-    async with app.http_client.get(target, headers=headers) as response:
-        answer: Response = web.text(
-            await response.text(), content_type=response.content_type, status=response.status
+    try:
+        async with app.http_client.get(
+            target, headers=headers, timeout=FORWARD_TIMEOUT
+        ) as response:
+            answer: Response = web.text(
+                await response.text(), content_type=response.content_type, status=response.status
+            )
+            if VERSION_HEADER in response.headers:
+                answer.headers[VERSION_HEADER] = response.headers[VERSION_HEADER]
+            return answer
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        unavailable: Response = problem(
+            503,
+            f"the worker that holds this location ({owner.host}:{owner.port}) does not answer "
+            f"({type(exc).__name__}); its partitions move to another worker shortly: retry",
         )
-        if VERSION_HEADER in response.headers:
-            answer.headers[VERSION_HEADER] = response.headers[VERSION_HEADER]
-        return answer
+        unavailable.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return unavailable

@@ -1,5 +1,12 @@
 """The publisher: derived events from `streams.derived.v1` to Ably.
 
+It reads the topic with its own aiokafka consumer (group `streams-publisher`) and commits a
+batch's offsets only once the batch is delivered, so a worker that dies re-delivers at most its
+batch in flight (same ids: Ably drops the repeats). Why not a Faust agent: Faust's `stream.take`
+lost a run of derived events under a worker failover in the cluster test (they never reached the
+agent, and the partition's commit stopped at the gap), and the plain consumer is easier to
+reason about: fetch, deliver, commit.
+
 Batches what the topic offers (one Ably batch publish per round), each message its own BatchSpec
 so its id de-duplicates on its own. Per-channel order is kept: a round carries at most one message
 per channel, and a round is retried until every retryable failure in it went through before the
@@ -15,6 +22,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
 
 from streams import metrics
 from streams.ably_sink import Sink
@@ -22,10 +31,11 @@ from streams.agents.family import Topics
 from streams.codec import dumps, loads
 from streams.topics import DERIVED
 
-__all__ = ["deliver", "install_publisher", "rounds"]
+__all__ = ["GROUP", "deliver", "install_publisher", "rounds"]
 
 log = logging.getLogger(__name__)
 
+GROUP = "streams-publisher"
 BATCH = 500
 BATCH_WITHIN = 0.02  # seconds: a little latency for much fewer requests
 MAX_BACKOFF = 30.0
@@ -89,7 +99,38 @@ async def deliver(
             pending = [event for event, _ in retry]
 
 
-def install_publisher(app: faust.App, topics: Topics, sink: Sink) -> None:
+class _FinishBatchFirst(ConsumerRebalanceListener):
+    """Partitions are handed over only after the batch in flight is delivered and committed."""
+
+    def __init__(self, in_flight: asyncio.Lock) -> None:
+        self.in_flight = in_flight
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        async with self.in_flight:
+            pass
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        return None
+
+
+async def publish_forever(
+    consumer: AIOKafkaConsumer, sink: Sink, dead_letter: DeadLetter, in_flight: asyncio.Lock
+) -> None:
+    while True:
+        fetched = await consumer.getmany(timeout_ms=1000, max_records=BATCH)
+        if not fetched:
+            continue
+        async with in_flight:
+            events = [loads(r.value) for records in fetched.values() for r in records]
+            await deliver(events, sink, dead_letter)
+            offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items()}
+            try:
+                await consumer.commit(offsets)
+            except KafkaError as exc:  # partitions moved meanwhile: their new owner re-delivers
+                log.warning("publisher commit failed (%r); the batch may be delivered again", exc)
+
+
+def install_publisher(app: faust.App, topics: Topics, sink: Sink, bootstrap: str) -> None:
     async def dead_letter(event: dict[str, Any], reason: str) -> None:
         log.error("dead-lettering %s to %s: %s", event["name"], event["channel"], reason)
         await topics.dead_letters.send(
@@ -99,13 +140,21 @@ def install_publisher(app: faust.App, topics: Topics, sink: Sink) -> None:
         )
         metrics.count("streams_dead_letters_total", family="publisher")
 
-    async def publisher(stream: faust.StreamT) -> None:
-        async for values in stream.take(BATCH, within=BATCH_WITHIN):
-            await deliver([loads(value) for value in values], sink, dead_letter)
+    async def publisher() -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=GROUP,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=1 << 20,
+        )
+        in_flight = asyncio.Lock()
+        consumer.subscribe([DERIVED.name], listener=_FinishBatchFirst(in_flight))
+        await consumer.start()
+        try:
+            await publish_forever(consumer, sink, dead_letter, in_flight)
+        finally:
+            await consumer.stop()
+            await sink.close()
 
-    app.agent(topics.derived, name="streams.agents.publisher")(publisher)
-
-    async def close_sink(sender: object, /, *args: object, signal: object, **kw: object) -> None:
-        await sink.close()
-
-    app.on_before_shutdown.connect(close_sink)
+    app.task(publisher)

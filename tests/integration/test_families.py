@@ -96,7 +96,7 @@ def catalog(loc: str, run: str) -> list[dict[str, Any]]:
         {
             "type": "InboundMessage",
             "locationId": loc,
-            "conversationId": "conv1",
+            "conversationId": f"conv1{run}",
             "contactId": "c1",
             "messageId": "m1",
             "body": "call me on +1 555 000 1111",
@@ -106,7 +106,7 @@ def catalog(loc: str, run: str) -> list[dict[str, Any]]:
         {
             "type": "OutboundMessage",
             "locationId": loc,
-            "conversationId": "conv1",
+            "conversationId": f"conv1{run}",
             "contactId": "c1",
             "messageId": "m2",
             "body": "sure",
@@ -116,7 +116,7 @@ def catalog(loc: str, run: str) -> list[dict[str, Any]]:
         {
             "type": "ConversationUnreadUpdate",
             "locationId": loc,
-            "id": "conv1",
+            "id": f"conv1{run}",
             "contactId": "c1",
             "unreadCount": 0,
             "inbox": False,
@@ -397,7 +397,10 @@ async def test_every_type_reaches_its_family_ably_the_unknown_count_or_the_dead_
             mine = [m for m in messages if m["channel"] in ours]
             return Counter((m["name"], m["channel"]) for m in mine), mine
 
-        assert wait_for(lambda: received()[0] == expected, 60), received()[0]
+        assert wait_for(lambda: received()[0] == expected, 60), {
+            "missing": expected - received()[0],
+            "extra": received()[0] - expected,
+        }
         for message in received()[1]:
             if message["channel"].startswith("location:"):
                 assert "@example.com" not in message["data"], message

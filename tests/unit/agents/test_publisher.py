@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pytest
+
 from streams.ably_sink import Outcome
-from streams.agents.publisher import batch_spec, deliver, rounds
+from streams.agents.publisher import batch_spec, deliver, publish_forever, rounds
+from streams.codec import dumps
 
 
 def derived(n: int, channel: str) -> dict[str, Any]:
@@ -77,3 +81,46 @@ async def test_permanent_failures_go_to_the_dead_letters_with_the_reason() -> No
     await deliver([derived(1, "a"), derived(2, "b")], sink, dead_letter, no_sleep)
     assert dead == [("id2:0", "40160: capability refused")]
     assert len(sink.calls) == 1
+
+
+async def no_dead_letter(event: dict[str, Any], reason: str) -> None:
+    raise AssertionError(f"nothing should be dead-lettered: {reason}")
+
+
+class Record:
+    def __init__(self, offset: int, event: dict[str, Any]) -> None:
+        self.offset = offset
+        self.value = dumps(event)
+
+
+class OneBatchConsumer:
+    """Offers one fetch, then stops the loop; records commits and what was delivered by then."""
+
+    def __init__(self, fetched: dict[str, list[Record]], sink: ScriptedSink) -> None:
+        self.fetched = fetched
+        self.sink = sink
+        self.commits: list[tuple[dict[str, int], int]] = []
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[str, list[Record]]:
+        if self.commits:
+            raise asyncio.CancelledError
+        return self.fetched
+
+    async def commit(self, offsets: dict[str, int]) -> None:
+        self.commits.append((offsets, len(self.sink.calls)))
+
+
+async def test_a_batch_is_committed_after_it_is_delivered_past_its_last_offset() -> None:
+    sink = ScriptedSink([{"a": Outcome(False, True, "503")}])
+    consumer = OneBatchConsumer(
+        {
+            "p0": [Record(7, derived(1, "a")), Record(8, derived(2, "a"))],
+            "p1": [Record(3, derived(3, "b"))],
+        },
+        sink,
+    )
+    with pytest.raises(asyncio.CancelledError):
+        await publish_forever(consumer, sink, no_dead_letter, asyncio.Lock())  # type: ignore[arg-type]
+    # Three publishes (a retried, then the second round) happened before the one commit.
+    assert consumer.commits == [({"p0": 9, "p1": 4}, 3)]
+    assert [s["messages"]["id"] for s in sink.calls[-1]] == ["id2:0"]
