@@ -57,12 +57,26 @@ def projections_match(worker: Worker, want: dict[str, dict[str, Any]]) -> list[s
             continue
         got_revenue = {(d["date"], d["currency"]): d["amount"] for d in revenue["days"]}
         want_revenue = {k: format_minor(v, k[1]) for k, v in answer["revenue"].items()}
-        if (
-            got_revenue != want_revenue
-            or unread["conversations"] != answer["unread"]
-            or {d["date"]: d["count"] for d in leads["days"]} != answer["leads"]
-        ):
-            wrong.append(location)
+        got_leads = {d["date"]: d["count"] for d in leads["days"]}
+        differences = [
+            f"{name} (got, want): "
+            + str(
+                {
+                    k: (got.get(k), want_.get(k))
+                    for k in {*got, *want_}
+                    if got.get(k) != want_.get(k)
+                }
+            )
+            for name, got, want_ in (
+                ("revenue", got_revenue, want_revenue),
+                ("unread", unread["conversations"], answer["unread"]),
+                ("leads", got_leads, answer["leads"]),
+            )
+            if got != want_
+        ]
+        if differences:
+            # The location first, so a failure shows which ones and how the first one differs.
+            wrong.append(location if wrong else f"{location}: {'; '.join(differences)}"[:2000])
     return wrong
 
 
