@@ -2,6 +2,9 @@
 
 A query is answered by the worker that owns the location's partition of the raw topic; any other
 worker forwards it there (see `streams.routing`), so every worker can be asked about every location.
+When the owner does not answer (it died and the group has not moved its partitions yet), a worker
+that keeps a standby copy of the partition answers from it (`Streams-Answered-By: standby`),
+otherwise the answer is 503 with `Retry-After`.
 Each kind of query reads one projection. When a replayed version of it serves queries (`streams
 replay promote`), the live worker hands the query to its local replay worker of that version,
 which routes it the same way within its own consumer group.
@@ -18,7 +21,15 @@ from faust.web import Request, Response, View
 from yarl import URL
 
 from streams import metrics, queries
-from streams.routing import VERSION_HEADER, forward, owner_url
+from streams.routing import (
+    ANSWERED_BY_HEADER,
+    VERSION_HEADER,
+    OwnerUnreachable,
+    forward,
+    holds_standby,
+    owner_url,
+    partition_for,
+)
 from streams.settings import Settings
 from streams.tables import (
     appointments,
@@ -32,6 +43,7 @@ from streams.tables import (
     unread,
 )
 from streams.tables.projection import Tables
+from streams.tables.registry import changelog_topic
 from streams.topics import RAW_WEBHOOKS
 from streams.web import authorized, json_response, problem
 
@@ -143,16 +155,30 @@ def _location_view(
             except NotServing as exc:
                 return problem(503, str(exc))
             if replay_url is not None:
-                return await forward(self.app, self.web, replay_url, request)
-            owner = owner_url(self.app, RAW_WEBHOOKS.name, location_id, settings.partitions)
+                try:
+                    return await forward(self.app, self.web, replay_url, request)
+                except OwnerUnreachable as exc:
+                    return exc.answer()
+            partitions = self.app.consumer.topic_partitions(RAW_WEBHOOKS.name)
+            partition = partition_for(location_id, partitions or settings.partitions)
+            owner = owner_url(self.app, RAW_WEBHOOKS.name, partition)
             if owner is None:
                 return problem(503, "partition ownership is not known yet; retry shortly")
+            from_standby = False
             if URL(owner) != URL(str(self.app.conf.canonical_url)):
-                return await forward(self.app, self.web, owner, request)
+                try:
+                    return await forward(self.app, self.web, owner, request)
+                except OwnerUnreachable as exc:
+                    changelogs = [changelog_topic(self.app.conf.id, name) for name in tables]
+                    if not holds_standby(self.app, changelogs, partition):
+                        return exc.answer()
+                    from_standby = True  # the dead owner's last state, as its changelog has it
             try:
                 response = json_response(answer(tables, location_id, request))
             except queries.QueryError as exc:
                 return problem(400, str(exc))
+            if from_standby:
+                response.headers[ANSWERED_BY_HEADER] = "standby"
             response.headers[VERSION_HEADER] = str(version)
             return response
 

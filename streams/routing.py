@@ -6,19 +6,29 @@ The raw topic is keyed by location id with Kafka's default partitioner (murmur2)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
 from aiokafka.partitioner import murmur2
-from faust.types import AppT
+from faust.types import TP, AppT
 from faust.web import Request, Response
 from yarl import URL
 
 from streams.web import problem
 
-__all__ = ["VERSION_HEADER", "forward", "owner_url", "partition_for"]
+__all__ = [
+    "ANSWERED_BY_HEADER",
+    "VERSION_HEADER",
+    "OwnerUnreachable",
+    "forward",
+    "holds_standby",
+    "owner_url",
+    "partition_for",
+]
 
 VERSION_HEADER = "Streams-Projection-Version"  # which version of a projection answered a query
+ANSWERED_BY_HEADER = "Streams-Answered-By"  # "standby": from a copy, the owner did not answer
 FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=10)
 RETRY_AFTER_SECONDS = 2
 
@@ -28,19 +38,28 @@ def partition_for(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
-def owner_url(app: AppT, topic: str, key: str, default_partitions: int) -> str | None:
-    """The web URL of the worker that owns `key`'s partition of `topic`, if known."""
-    partitions = app.consumer.topic_partitions(topic) or default_partitions
-    partition = partition_for(key, partitions)
+def owner_url(app: AppT, topic: str, partition: int) -> str | None:
+    """The web URL of the worker that owns `partition` of `topic`, if known."""
     for url, topics in app.router.external_topics_metadata().items():
         if partition in topics.get(topic, ()):
             return str(url)
     return None
 
 
+class OwnerUnreachable(ConnectionError):
+    """The worker a query was forwarded to does not answer (it died, and the group has not
+    moved its partitions yet)."""
+
+    def answer(self) -> Response:
+        unavailable: Response = problem(
+            503, f"{self}; its partitions move to another worker shortly: retry"
+        )
+        unavailable.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return unavailable
+
+
 async def forward(app: AppT, web: Any, url: str, request: Request) -> Response:
-    """Ask the owning worker and relay its answer; 503 with `Retry-After` when it cannot be
-    reached (it died: its partitions move to another worker once the group notices)."""
+    """Ask the owning worker and relay its answer; `OwnerUnreachable` when it does not answer."""
     owner = URL(url)
     target = (
         request.url.with_scheme("http")
@@ -59,10 +78,14 @@ async def forward(app: AppT, web: Any, url: str, request: Request) -> Response:
                 answer.headers[VERSION_HEADER] = response.headers[VERSION_HEADER]
             return answer
     except (TimeoutError, aiohttp.ClientError) as exc:
-        unavailable: Response = problem(
-            503,
+        raise OwnerUnreachable(
             f"the worker that holds this location ({owner.host}:{owner.port}) does not answer "
-            f"({type(exc).__name__}); its partitions move to another worker shortly: retry",
-        )
-        unavailable.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return unavailable
+            f"({type(exc).__name__})"
+        ) from exc
+
+
+def holds_standby(app: AppT, changelogs: Iterable[str], partition: int) -> bool:
+    """Whether this worker keeps a standby copy of `partition` of every one of `changelogs`
+    (Faust's `table_standby_replicas`): it can answer for a dead owner until the partition moves."""
+    standbys = app.assignor.assigned_standbys()
+    return all(TP(topic, partition) in standbys for topic in changelogs)
