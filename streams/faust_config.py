@@ -7,6 +7,7 @@ from pathlib import Path
 
 import faust
 
+from streams import faust_recovery
 from streams.settings import Settings
 
 __all__ = ["new_faust_app", "run_worker"]
@@ -23,6 +24,7 @@ def new_faust_app(
 ) -> faust.App:
     """`linger`: seconds the producer waits to batch records (changelog writes, derived
     events); more batching costs that much latency."""
+    faust_recovery.install()
     return faust.App(
         app_id,
         broker=[f"kafka://{server}" for server in bootstrap.split(",")],
