@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +23,7 @@ from streams.ingress.raw_log import Incoming, RawLog
 from streams.topics import RAW_WEBHOOKS, ensure_topics
 from tests.integration.processes import REPO, http, start_worker, wait_for
 from tests.integration.services import TEST_PARTITIONS, AblyServer
+from tests.integration.webhooks import raw_log_size
 from tests.traffic import expected, format_minor, generate
 
 
@@ -107,6 +107,7 @@ async def test_backfill_is_exact_resumable_and_silent(
     checkpoint = tmp_path / "backfill" / "backfill" / f"legacy.{collection.name}.json"
 
     # One document per batch makes the run slow enough to kill half way.
+    logged_before = await raw_log_size(kafka_bootstrap)
     first = subprocess.Popen(
         [*command, "--batch-size", "1"],
         env=env,
@@ -115,7 +116,12 @@ async def test_backfill_is_exact_resumable_and_silent(
         stderr=subprocess.PIPE,
     )
     assert wait_for(checkpoint.exists, timeout=60, interval=0.01)
-    time.sleep(0.2)  # a few more batches, then kill it mid-stream
+    # At least 50 documents written (not a fixed sleep: a loaded machine is slower), then kill
+    # it mid-stream.
+    for _ in range(600):
+        if await raw_log_size(kafka_bootstrap) - logged_before >= 50 or first.poll() is not None:
+            break
+        await asyncio.sleep(0.1)
     first.send_signal(signal.SIGKILL)
     first.wait()
     assert first.returncode == -signal.SIGKILL, "the first run finished before it could be killed"
