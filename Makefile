@@ -67,7 +67,6 @@ images: $(KAFKA_LIBS)/.fetched
 bench: setup
 	$(UV) sync --frozen --quiet --group bench
 	$(VENV)/bin/python -m bench $(ARGS)
-	$(VENV)/bin/python -m bench.replay --records 200000
 
 # docs/events.md is generated from schemas/ (a unit test fails when it is stale).
 docs: setup

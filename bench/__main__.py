@@ -2,8 +2,8 @@
 
     python -m bench [--records 20000] [--trials 3] [--quick]
 
-Rows 1-3 and 6 share a fresh broker and the same pre-filled topic per trial (bench.throughput);
-rows 4, 5 and 7 each get a fresh broker of their own. Figures are medians of the trials with
+Rows 1-3 and 6b share a fresh broker and the same pre-filled topic per trial (bench.throughput);
+rows 4, 5, 6 and 7 each get a fresh broker of their own. Figures are medians of the trials with
 min and max; on a shared machine they are noisy, which is why each is set beside a baseline
 measured in the same run.
 """
@@ -11,11 +11,12 @@ measured in the same run.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import tempfile
 import time
 from pathlib import Path
 
-from bench import latency, memory, throughput
+from bench import latency, memory, replay, throughput
 from bench.common import Spread, broker
 from bench.ingress import bare_rate, ingress_rate
 from bench.report import Results, write
@@ -33,16 +34,28 @@ def main() -> None:
         "--search-hold", type=float, default=60, help="row 4: seconds per search step"
     )
     parser.add_argument("--ingress-seconds", type=float, default=10)
+    parser.add_argument(
+        "--replay-records", type=int, default=200_000, help="row 6: records in the log replayed"
+    )
     parser.add_argument("--quick", action="store_true", help="small and short: checks the harness")
     args = parser.parse_args()
     if args.quick:
         args.records, args.trials, args.keys = 3000, 1, 50_000
         args.hold, args.search_hold, args.ingress_seconds = 3, 3, 3
+        args.replay_records = 20_000
 
     started = time.monotonic()
     command = "make bench" if not args.quick else "python -m bench --quick"
     results = Results(command=command, records=args.records, trials=args.trials, keys=args.keys)
     results.throughput = throughput.measure(args.records, args.trials)
+
+    results.replay_records = args.replay_records
+    for _ in range(args.trials):
+        with broker() as kafka, tempfile.TemporaryDirectory(prefix="streams-bench-re-") as tmp:
+            asyncio.run(replay.fill(kafka.bootstrap, args.replay_records))
+            rate = replay.all_at_once(kafka.bootstrap, args.replay_records, 2, Path(tmp))
+        results.replay.values.append(rate)
+        print(f"replay of every projection: {rate:,.0f} records/s", flush=True)
 
     ours, bare = Spread([]), Spread([])
     for _ in range(args.trials):

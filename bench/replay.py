@@ -7,7 +7,7 @@ for each projection, the replay worker a live worker would start (`streams repla
 until its group has committed the head of the log: first one at a time (each alone on the
 machine), then all at once (what `streams replay start --projection all` starts). Reports records
 of the log per second, and the catch-up rate each replay worker logs. Writes
-bench/results/replay.md.
+bench/results/replay.md. `make bench` runs only the all-at-once case, for row 6 (`all_at_once`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from bench.common import bodies
 from streams.broker import LocalKafka
 from streams.codec import dumps
 from streams.processes import free_port
@@ -32,7 +33,6 @@ from streams.replay.versions import unit_id
 from streams.settings import REPO_ROOT, Settings
 from streams.tables.registry import PROJECTIONS
 from streams.topics import RAW_WEBHOOKS, ensure_topics, raw_key
-from tests.traffic import generate
 
 PARTITIONS = 4
 RESULTS = REPO_ROOT / "bench" / "results" / "replay.md"
@@ -40,8 +40,8 @@ CAUGHT_UP = re.compile(r"caught up with ([\d,]+) records in ([\d.]+)s \(([\d,]+)
 
 
 async def fill(bootstrap: str, records: int) -> float:
-    """Write `records` webhooks as the ingress would (headers included); seconds taken."""
-    bodies = generate(records, locations=200, seed=5)
+    """Write `records` webhooks of the production-like mix as the ingress would (headers
+    included); seconds taken."""
     started = time.perf_counter()
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=50, max_batch_size=1024 * 1024
@@ -49,7 +49,7 @@ async def fill(bootstrap: str, records: int) -> float:
     await producer.start()
     try:
         pending = []
-        for n, body in enumerate(bodies):
+        for n, body in enumerate(bodies(records)):
             headers = [
                 ("webhook-id", f"bench-{n}".encode()),
                 ("event-type", str(body.get("type") or "InvoicePartiallyPaid").encode()),
@@ -128,6 +128,13 @@ def replay(bootstrap: str, names: list[str], version: int, workdir: Path) -> tup
         if found:
             logged[name] = (float(found.group(2)), found.group(3))
     return seconds, logged
+
+
+def all_at_once(bootstrap: str, records: int, version: int, workdir: Path) -> float:
+    """Row 6: log records/s of a new version of every projection at once, from offset 0 of a
+    log holding `records`, start-up included."""
+    seconds, _ = replay(bootstrap, [p.name for p in PROJECTIONS], version, workdir)
+    return records / seconds
 
 
 def run(records: int) -> str:
