@@ -11,11 +11,6 @@ Two levels: a batch's writes (`Staged` over the table) and one record's writes (
 the batch's). A record that fails leaves no partial writes (`discard`); one that succeeds joins
 the batch (`apply`), each write remembering the record it came from (`origin`), because Faust
 stores and logs a table write in the partition of the record being processed.
-
-Reads are kept until the next `apply` or `discard`: a Faust table read goes through several layers
-to RocksDB and decodes JSON each time, and a batch reads the same location's keys again and again.
-Nothing else writes a live table while a batch is folded, and the folds never change a value in
-place (they return new ones), so a kept read stays true.
 """
 
 from __future__ import annotations
@@ -26,7 +21,6 @@ from typing import Any
 __all__ = ["Staged"]
 
 _DELETED = object()
-_ABSENT = object()
 
 
 class Staged(MutableMapping[Any, Any]):
@@ -34,20 +28,14 @@ class Staged(MutableMapping[Any, Any]):
         self.table = table
         self.origin: Any = None  # what the next writes come from
         self._writes: dict[Any, tuple[Any, Any]] = {}  # key -> (value or _DELETED, origin)
-        self._reads: dict[Any, Any] = {}  # key -> the table's value, or _ABSENT
 
     def __getitem__(self, key: Any) -> Any:
-        written = self._writes.get(key)
-        if written is not None:
-            value = written[0]
-        else:
-            try:
-                value = self._reads[key]
-            except KeyError:
-                value = self._reads[key] = self.table.get(key, _ABSENT)
-        if value is _DELETED or value is _ABSENT:
-            raise KeyError(key)
-        return value
+        if key in self._writes:
+            value = self._writes[key][0]
+            if value is _DELETED:
+                raise KeyError(key)
+            return value
+        return self.table[key]
 
     def __setitem__(self, key: Any, value: Any) -> None:
         self._writes[key] = (value, self.origin)
@@ -74,8 +62,6 @@ class Staged(MutableMapping[Any, Any]):
             else:
                 self.table[key] = value
         self._writes.clear()
-        self._reads.clear()
 
     def discard(self) -> None:
         self._writes.clear()
-        self._reads.clear()

@@ -48,32 +48,3 @@ def test_a_record_joins_its_batch_and_the_batch_writes_each_key_once_naming_its_
     assert table == {"a": 31}
     # One write per key, each preceded by the record that last wrote it.
     assert [origin for origin, _ in written] == ["r2", "r3"]
-
-
-class _CountingTable(dict[str, int]):
-    def __init__(self, *args: object) -> None:
-        super().__init__(*args)
-        self.reads = 0
-
-    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
-        self.reads += 1
-        return super().get(key, default)
-
-
-def test_reads_are_kept_until_the_writes_are_applied_or_discarded() -> None:
-    table = _CountingTable({"a": 1})
-    staged = Staged(table)
-    assert (staged["a"], staged.get("a"), staged.get("missing"), staged.get("missing")) == (
-        1,
-        1,
-        None,
-        None,
-    )
-    assert table.reads == 2  # once per key, the absent one included
-    table["a"] = 5  # nothing else writes a live table during a batch; here, to show the kept read
-    assert staged["a"] == 1
-    staged.discard()
-    assert staged["a"] == 5 and table.reads == 3
-    staged["a"] = 6
-    staged.apply()
-    assert staged["a"] == 6 and table.reads == 4  # read again after apply
