@@ -35,7 +35,7 @@ def main() -> None:
     )
     parser.add_argument("--ingress-seconds", type=float, default=10)
     parser.add_argument(
-        "--replay-records", type=int, default=200_000, help="row 6: records in the log replayed"
+        "--replay-records", type=int, default=100_000, help="row 6: records in the log replayed"
     )
     parser.add_argument("--quick", action="store_true", help="small and short: checks the harness")
     args = parser.parse_args()
