@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,7 +32,7 @@ from streams.agents.family import Topics
 from streams.codec import dumps, loads
 from streams.topics import DERIVED
 
-__all__ = ["GROUP", "deliver", "install_publisher", "rounds"]
+__all__ = ["GROUP", "deliver", "install_publisher", "rounds", "supervised"]
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,29 @@ async def publish_forever(
                 log.warning("publisher commit failed (%r); the batch may be delivered again", exc)
 
 
+async def supervised(
+    run: Callable[[], Awaitable[None]],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Run `run` again whenever it fails, backing off 1 s, 2 s, ... up to MAX_BACKOFF (back to
+    1 s after a run that lasted a minute). A publisher that stopped would leave the app without
+    notifications until someone restarted the worker; a restarted one re-delivers its batch in
+    flight with the same ids, which Ably drops."""
+    backoff = 1.0
+    while True:
+        started = clock()
+        try:
+            await run()
+            return
+        except Exception:  # not CancelledError: a stopping worker stops the publisher
+            log.exception("publisher failed; starting it again in %.0fs", backoff)
+        if clock() - started > 60:
+            backoff = 1.0
+        await sleep(backoff)
+        backoff = min(backoff * 2, MAX_BACKOFF)
+
+
 def install_publisher(app: faust.App, topics: Topics, sink: Sink, bootstrap: str) -> None:
     async def dead_letter(event: dict[str, Any], reason: str) -> None:
         log.error("dead-lettering %s to %s: %s", event["name"], event["channel"], reason)
@@ -140,7 +164,7 @@ def install_publisher(app: faust.App, topics: Topics, sink: Sink, bootstrap: str
         )
         metrics.count("streams_dead_letters_total", family="publisher")
 
-    async def publisher() -> None:
+    async def run() -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=GROUP,
@@ -155,6 +179,11 @@ def install_publisher(app: faust.App, topics: Topics, sink: Sink, bootstrap: str
             await publish_forever(consumer, sink, dead_letter, in_flight)
         finally:
             await consumer.stop()
+
+    async def publisher() -> None:
+        try:
+            await supervised(run)
+        finally:
             await sink.close()
 
     app.task(publisher)

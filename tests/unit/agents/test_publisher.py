@@ -4,9 +4,10 @@ import asyncio
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
 from streams.ably_sink import Outcome
-from streams.agents.publisher import batch_spec, deliver, publish_forever, rounds
+from streams.agents.publisher import batch_spec, deliver, publish_forever, rounds, supervised
 from streams.codec import dumps
 
 
@@ -124,3 +125,26 @@ async def test_a_batch_is_committed_after_it_is_delivered_past_its_last_offset()
     # Three publishes (a retried, then the second round) happened before the one commit.
     assert consumer.commits == [({"p0": 9, "p1": 4}, 3)]
     assert [s["messages"]["id"] for s in sink.calls[-1]] == ["id2:0"]
+
+
+async def test_a_failed_publisher_starts_again_with_backoff_until_it_is_cancelled() -> None:
+    runs: list[float] = []
+    slept: list[float] = []
+    now = [0.0]
+
+    async def run() -> None:
+        runs.append(now[0])
+        if len(runs) == 3:
+            now[0] += 120  # the third run lasts two minutes before it fails
+        if len(runs) == 5:
+            raise asyncio.CancelledError  # the worker stops
+        raise KafkaConnectionError("dead-letter topic unreachable")
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    with pytest.raises(asyncio.CancelledError):
+        await supervised(run, sleep=sleep, clock=lambda: now[0])
+    assert len(runs) == 5
+    # Doubling after quick failures; back to 1 s after a run that lasted a minute.
+    assert slept == [1.0, 2.0, 1.0, 2.0]
