@@ -1,11 +1,10 @@
-"""Rows 2 and 6, this project: a `streams worker` (one Faust worker, RocksDB tables, every
+"""Rows 2 and 6b, this project: a `streams worker` (one Faust worker, RocksDB tables, every
 projection) consuming the pre-filled raw topic from offset 0, until its consumer group has
 committed past the end.
 
-Row 2 times consumption only (from /healthz answering to the last commit); row 6, the replay,
-times the whole rebuild from starting the process with an empty data directory in a new
-consumer group. (`streams replay` is not on main yet; when it is, row 6 should use it.) The
-projections' answers are read back through the query API so the peer's can be checked
+Row 2 times consumption only (from /healthz answering to the last commit); row 6b times the
+live worker's whole rebuild from starting the process with an empty data directory in a new
+consumer group (row 6, `streams replay`, is bench.replay.all_at_once). The projections' answers are read back through the query API so the peer's can be checked
 against them.
 """
 
@@ -35,7 +34,7 @@ Answers = dict[str, dict[str, dict[str, int]]]
 @dataclass
 class Run:
     rate: float  # records/s while consuming (row 2)
-    replay_rate: float  # records/s from process start, empty data dir (row 6)
+    rebuild_rate: float  # records/s from process start, empty data dir (row 6b)
     answers: Answers
 
 

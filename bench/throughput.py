@@ -1,4 +1,4 @@
-"""Rows 1, 2, 3 and 6 in one run: per trial a fresh broker, the same pre-filled raw topic, then
+"""Rows 1, 2, 3 and 6b in one run: per trial a fresh broker, the same pre-filled raw topic, then
 the ceiling, this project's worker and the Quix Streams peer over it; answers checked key for key
 (worker == peer == tests/traffic.py's independent reference)."""
 
@@ -23,7 +23,7 @@ class Throughput:
     records: int
     ceiling: Spread = field(default_factory=lambda: Spread([]))
     ours: Spread = field(default_factory=lambda: Spread([]))
-    replay: Spread = field(default_factory=lambda: Spread([]))
+    rebuild: Spread = field(default_factory=lambda: Spread([]))  # row 6b
     peer: Spread = field(default_factory=lambda: Spread([]))
     checked: str = ""
 
@@ -39,14 +39,14 @@ def measure(records: int, trials: int) -> Throughput:
             result.ceiling.values.append(asyncio.run(ceiling(kafka.bootstrap, records)))
             run = run_worker(kafka.bootstrap, records, Path(tmp), locations)
             result.ours.values.append(run.rate)
-            result.replay.values.append(run.replay_rate)
+            result.rebuild.values.append(run.rebuild_rate)
             peer_rate, peer_answers = peer_quix.measure(kafka.bootstrap, records)
             result.peer.values.append(peer_rate)
         _check("worker", run.answers, reference)
         _check("Quix Streams", peer_answers, reference)
         print(
             f"trial {trial + 1}: ceiling {result.ceiling.values[-1]:,.0f}/s, "
-            f"ours {run.rate:,.0f}/s, replay {run.replay_rate:,.0f}/s, peer {peer_rate:,.0f}/s",
+            f"ours {run.rate:,.0f}/s, rebuild {run.rebuild_rate:,.0f}/s, peer {peer_rate:,.0f}/s",
             flush=True,
         )
     result.checked = (
