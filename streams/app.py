@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import cast
 
 import faust
+from faust.types import TP
 
 from streams.ably_sink import create_sink
 from streams.agents import (
@@ -24,6 +26,7 @@ from streams.agents import (
     users,
 )
 from streams.agents.app_lifecycle import unless_uninstalled
+from streams.agents.effects import Effects, flush_changelogs
 from streams.agents.family import Handler, Topics, install_families
 from streams.agents.publisher import install_publisher
 from streams.agents.reminders import install_reminders
@@ -80,6 +83,17 @@ def create_app(
     )
     topics = Topics(app, RAW_WEBHOOKS.name, DERIVED.name, DLQ.name)
     tables = create_tables(app, LIVE_TABLES, settings.partitions)
+    effects = Effects(bootstrap, DERIVED.name, tables, partial(flush_changelogs, app.producer))
+
+    async def forget(sender: object, /, *args: object, signal: object, **kw: object) -> None:
+        (revoked,) = cast(tuple[set[TP]], args)
+        effects.forget(tp.partition for tp in revoked)
+
+    async def stop_effects(sender: object, /, *args: object, **kw: object) -> None:
+        await effects.stop()
+
+    app.on_partitions_revoked.connect(forget)
+    app.on_before_shutdown.connect(stop_effects)
     install_families(
         app,
         topics,
@@ -88,8 +102,9 @@ def create_app(
             for family, module in FAMILIES
         ],
         tables,
+        effects,
     )
-    install_reminders(app, topics, tables, settings)
+    install_reminders(app, tables, settings, effects)
     install_publisher(app, topics, create_sink(settings), bootstrap)
 
     raw_log = RawLog(bootstrap)

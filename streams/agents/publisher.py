@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError
 
 from streams import metrics
 from streams.ably_sink import Sink
+from streams.agents.effects import is_marker
 from streams.agents.family import Topics
 from streams.codec import dumps, loads
 from streams.topics import DERIVED
@@ -122,7 +123,12 @@ async def publish_forever(
         if not fetched:
             continue
         async with in_flight:
-            events = [loads(r.value) for records in fetched.values() for r in records]
+            events = [
+                loads(r.value)
+                for records in fetched.values()
+                for r in records
+                if not is_marker(r.headers)  # the worker's commit markers: not for Ably
+            ]
             await deliver(events, sink, dead_letter)
             offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items()}
             try:

@@ -10,20 +10,17 @@ fire reminders itself. Instead, Kafka Streams' punctuation, made of records:
    Faust's assignor gives tick partition p to the worker that owns raw partition p and the
    `appointment_reminders` rows of its locations.
 2. The reminder agent, processing a tick of partition p, takes the due reminders of the locations
-   in p (`reminders.fire`), writes them as sent into the table (so into the changelog of
-   partition p, durable and moving with the partition on a rebalance), and sends each to its
-   users' channels.
+   in p (`reminders.fire`), and commits them as sent in the table (so in the changelog of
+   partition p, durable and moving with the partition on a rebalance) together with their
+   derived events, all or nothing (`streams.agents.effects`).
 3. A reminder's derived-event id is a digest of (location, appointment, start time, channel), not
    of the tick, so every attempt to send it carries the same id.
 
-Exactly once from the subscriber's view: the sent record is written in the same step as the
-send, so a restart or rebalance finds it in the recovered table and never sends it again. The one
-gap is a crash after the derived event was produced but before the table's changelog write
-reached Kafka; the next tick then sends it again with the same id, and Ably drops a repeated id
-within its two-minute idempotency window, so the subscriber sees it once unless the worker stays
-down longer than that in exactly that moment. Ticks carry nothing and may be lost or repeated;
-a missed tick only delays a reminder to the next one. An appointment that started while no
-worker was running gets no reminder at all: a late one is worse than none.
+Exactly once from the subscriber's view: a reminder is sent if and only if it is recorded as
+sent, so a restart or rebalance finds it in the recovered table and never sends it again.
+Ticks carry nothing and may be lost or repeated; a missed tick only delays a reminder to the
+next one. An appointment that started while no worker was running gets no reminder at all: a
+late one is worse than none.
 """
 
 from __future__ import annotations
@@ -35,8 +32,9 @@ from typing import Any
 import faust
 
 from streams import metrics
-from streams.agents.family import Topics, bytes_topic
-from streams.codec import dumps
+from streams.agents.effects import Effects
+from streams.agents.family import bytes_topic, stop_without_committing
+from streams.agents.staged import Staged
 from streams.derived import derived_event, user_channel
 from streams.events import Event, parse_time
 from streams.routing import partition_for
@@ -51,6 +49,7 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
 REMINDER_EVENT = "appointment-reminder"
+FIRED_FROM = (reminders.REMINDERS, location_registry.LOCATION_REGISTRY)  # the tables it reads
 
 
 def appointment_reminder_data(reminder: reminders.Reminder, lead_seconds: int) -> dict[str, Any]:
@@ -110,7 +109,7 @@ def due_reminders(
     return out
 
 
-def install_reminders(app: faust.App, topics: Topics, tables: Tables, settings: Settings) -> None:
+def install_reminders(app: faust.App, tables: Tables, settings: Settings, effects: Effects) -> None:
     ticks = bytes_topic(app, REMINDER_TICKS.name)
     lead = timedelta(seconds=settings.reminder_lead_seconds)
 
@@ -125,16 +124,27 @@ def install_reminders(app: faust.App, topics: Topics, tables: Tables, settings: 
         async for record in stream.events():
             message = record.message
             partitions = app.consumer.topic_partitions(RAW_WEBHOOKS.name) or settings.partitions
-            try:
-                derived = due_reminders(
-                    tables, message.partition, partitions, datetime.now(UTC), lead, message
-                )
-            except Exception:
-                # Ticks are disposable: the next one tries again; the agent must not die.
-                log.exception("reminders: tick %s:%s failed", message.partition, message.offset)
-                continue
+            staged = {name: Staged(tables[name]) for name in FIRED_FROM}
+            for table in staged.values():
+                table.origin = record
+            async with effects.lock:
+                try:
+                    await effects.recover([record])
+                except Exception as exc:
+                    stop_without_committing(f"tick {message.partition}:{message.offset}", exc)
+                try:
+                    derived = due_reminders(
+                        staged, message.partition, partitions, datetime.now(UTC), lead, message
+                    )
+                except Exception:
+                    # Ticks are disposable: the next one tries again; the agent must not die.
+                    log.exception("reminders: tick %s:%s failed", message.partition, message.offset)
+                    continue
+                try:
+                    await effects.commit(staged, {message.partition: derived} if derived else {})
+                except Exception as exc:
+                    stop_without_committing(f"tick {message.partition}:{message.offset}", exc)
             for item in derived:
-                await topics.derived.send(key=item["channel"].encode(), value=dumps(item))
                 metrics.count("streams_derived_events_total", name=item["name"])
 
     app.agent(ticks, name="streams.agents.reminders")(reminder_agent)

@@ -5,9 +5,9 @@ Why: a worker killed outright (kill -9, OOM) has already written the tables for 
 offsets it had not committed yet; its successor processes those records again. Folds that set a
 value (an unread count) are not idempotent against later folds that add to it (a new message), so
 folding a record twice can give a different state and a notification nobody should get. The
-position is written in the same synchronous step as the folds' table writes, so a record at or
-below it was folded already and is skipped (see DESIGN.md, "store the last processed position
-with each projection's state").
+positions are committed with the folds' table writes, all or nothing
+(`streams.agents.effects`), so a record at or below its family's position was folded already
+and is skipped (see DESIGN.md, "store the last processed position with each projection's state").
 """
 
 from __future__ import annotations

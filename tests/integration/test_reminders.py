@@ -57,6 +57,14 @@ def appointment(
     }
 
 
+def difference(seen: list[tuple[str, ...]], expected: list[tuple[str, ...]]) -> dict[str, Any]:
+    return {
+        "missing": sorted(set(expected) - set(seen)),
+        "extra": sorted(set(seen) - set(expected)),
+        "seen twice": sorted(r for r in set(seen) if seen.count(r) > 1),
+    }
+
+
 def reminders_at_ably(ably: AblyServer, locations: set[str]) -> list[tuple[str, ...]]:
     """(location, channel, appointment, start) of each reminder the stand-in holds for them."""
     status, messages = http("GET", f"http://{ably.address}/_standin/messages")
@@ -149,7 +157,7 @@ async def test_reminders_once_per_start_time_across_workers_and_restarts(
         expected += reminded(everywhere, "d", split)
         expected.sort()
         assert wait_for(lambda: reminders_at_ably(ably_server, set(everywhere)) == expected, 90), (
-            reminders_at_ably(ably_server, set(everywhere))
+            difference(reminders_at_ably(ably_server, set(everywhere)), expected)
         )
 
         # The first stops; the second takes over every partition, recovering the rest of the
@@ -165,7 +173,7 @@ async def test_reminders_once_per_start_time_across_workers_and_restarts(
         expected += reminded(everywhere, "h", alone)
         expected.sort()
         assert wait_for(lambda: reminders_at_ably(ably_server, set(everywhere)) == expected, 90), (
-            reminders_at_ably(ably_server, set(everywhere))
+            difference(reminders_at_ably(ably_server, set(everywhere)), expected)
         )
 
         # Ably drops a repeated id, so look where a repeat would show: the derived topic.

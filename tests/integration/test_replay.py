@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams.agents.effects import is_marker
 from streams.codec import dumps, loads
 from streams.ingest import wait_consumed
 from streams.ingress.raw_log import Incoming, RawLog
@@ -68,7 +69,8 @@ async def derived_since(kafka: str, start: dict[int, int]) -> list[dict[str, Any
             consumer.seek(tp, start.get(tp.partition, 0))
             while await consumer.position(tp) < end[tp]:
                 for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                    events.append(loads(record.value))
+                    if not is_marker(record.headers):
+                        events.append(loads(record.value))
         return events
     finally:
         await consumer.stop()

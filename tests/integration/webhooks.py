@@ -21,6 +21,7 @@ from aiokafka.structs import TopicPartition
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from streams.agents.effects import is_marker
 from streams.codec import loads
 from streams.topics import DERIVED, DLQ, RAW_WEBHOOKS, raw_key
 from tests.integration.processes import REPO, Worker, http
@@ -233,7 +234,8 @@ async def derived_records(kafka: str, prefix: str) -> list[dict[str, Any]]:
     return [
         loads(record.value)
         for record in await read_topic(kafka, DERIVED.name)
-        if (record.key or b"").decode().split(":", 1)[-1].startswith(prefix)
+        if not is_marker(record.headers)
+        and (record.key or b"").decode().split(":", 1)[-1].startswith(prefix)
     ]
 
 
