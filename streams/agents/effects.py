@@ -73,19 +73,24 @@ def is_marker(headers: Iterable[tuple[str, bytes]] | None) -> bool:
     return any(name == MARKER_HEADER for name, _ in headers or ())
 
 
-def marker_writes(staged: Mapping[str, Staged], partition: int) -> dict[str, Any]:
-    """The marker of `partition`: the staged writes whose record came from it."""
-    written: list[list[Any]] = []
-    deleted: list[list[Any]] = []
+def marker_writes(staged: Mapping[str, Staged]) -> dict[int, dict[str, Any]]:
+    """The markers of a commit, per source partition: the staged writes whose records came from
+    it (a partition without writes has none)."""
+    markers: dict[int, dict[str, Any]] = {}
     for name, table in staged.items():
         for key, value, origin in table.changes():
-            if origin.message.partition != partition:
-                continue
+            marker = markers.get(origin.message.partition)
+            if marker is None:
+                marker = markers[origin.message.partition] = _marker(origin.message.partition)
             if value is DELETED:
-                deleted.append([name, key])
+                marker["deleted"].append([name, key])
             else:
-                written.append([name, key, value])
-    return {"partition": partition, "set": written, "deleted": deleted}
+                marker["set"].append([name, key, value])
+    return markers
+
+
+def _marker(partition: int) -> dict[str, Any]:
+    return {"partition": partition, "set": [], "deleted": []}
 
 
 def writing_for(record: Any) -> None:
@@ -180,12 +185,12 @@ class Effects:
         producer = await self._started()
         await asyncio.wait_for(self._flush(), KAFKA_PATIENCE)
         count = await self._derived_partitions()
-        partitions = set(derived)
-        for table in staged.values():
-            partitions.update(origin.message.partition for _, _, origin in table.changes())
+        markers = marker_writes(staged)
+        # A partition with neither events nor writes has nothing to commit.
+        partitions = sorted(markers.keys() | {p for p, items in derived.items() if items})
         batches = {
-            p: _record_batch(producer, derived.get(p, []), marker_writes(staged, p))
-            for p in sorted(partitions)
+            p: _record_batch(producer, derived.get(p, []), markers.get(p) or _marker(p))
+            for p in partitions
         }
         sent = [
             await producer.send_batch(batch, self._topic, partition=p % count)

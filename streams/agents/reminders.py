@@ -141,7 +141,7 @@ def install_reminders(app: faust.App, tables: Tables, settings: Settings, effect
                     log.exception("reminders: tick %s:%s failed", message.partition, message.offset)
                     continue
                 try:
-                    await effects.commit(staged, {message.partition: derived} if derived else {})
+                    await effects.commit(staged, {message.partition: derived})
                 except Exception as exc:
                     stop_without_committing(f"tick {message.partition}:{message.offset}", exc)
             for item in derived:

@@ -15,6 +15,7 @@ from streams.agents.effects import (
     MARKER_HEADER,
     Effects,
     TooLarge,
+    _marker,
     _record_batch,
     is_marker,
     marker_writes,
@@ -52,21 +53,25 @@ def staged_writes() -> dict[str, Staged]:
 
 
 def test_a_marker_holds_the_writes_whose_records_came_from_its_partition() -> None:
-    staged = staged_writes()
-    assert marker_writes(staged, 0) == {
+    markers = marker_writes(staged_writes())
+    assert markers[0] == {
         "partition": 0,
         "set": [["revenue", "loc-a", {"days": {"2026-03-01": 500}}]],
         "deleted": [["revenue", "gone"]],
     }
-    assert marker_writes(staged, 1)["set"] == [["leads", "loc-b", {"days": {"2026-03-01": 2}}]]
-    assert marker_writes(staged, 2) == {"partition": 2, "set": [], "deleted": []}
+    assert markers[1] == {
+        "partition": 1,
+        "set": [["leads", "loc-b", {"days": {"2026-03-01": 2}}]],
+        "deleted": [],
+    }
+    assert sorted(markers) == [0, 1]  # partition 2 wrote nothing: no marker
 
 
 async def test_the_record_batch_is_the_derived_events_then_the_marker(
     producer: AIOKafkaProducer,
 ) -> None:
     derived = [{"id": "e1", "channel": "location:loc-a"}, {"id": "e2", "channel": "user:u"}]
-    marker = marker_writes(staged_writes(), 0)
+    marker = marker_writes(staged_writes())[0]
     batch = _record_batch(producer, derived, marker)
     assert batch.append(key=b"late", value=b"x", timestamp=None) is None  # closed: atomic
     records = list(MemoryRecords(bytes(batch._build())).next_batch())
@@ -87,10 +92,10 @@ async def test_effects_that_do_not_fit_one_record_batch_are_refused(
     big.origin = record(0, 1)
     big["loc"] = "x" * 5_000
     with pytest.raises(TooLarge):
-        _record_batch(producer, [], marker_writes({"t": big}, 0), limit=4_000)
+        _record_batch(producer, [], marker_writes({"t": big})[0], limit=4_000)
     many = [{"id": f"e{n}", "channel": "location:loc", "data": "y" * 200} for n in range(40)]
     with pytest.raises(TooLarge):
-        _record_batch(producer, many, marker_writes({}, 0), limit=4_000)
+        _record_batch(producer, many, _marker(0), limit=4_000)
 
 
 async def test_applying_a_marker_writes_and_deletes_what_it_holds() -> None:
@@ -100,7 +105,7 @@ async def test_applying_a_marker_writes_and_deletes_what_it_holds() -> None:
         return None
 
     effects = Effects("unused:9092", "derived", tables, no_flush)
-    marker = marker_writes(staged_writes(), 0)
+    marker = marker_writes(staged_writes())[0]
     effects._apply_marker(marker, record(0, 7))
     effects._apply_marker(marker, record(0, 7))  # again: the same state
     assert tables == {"revenue": {"loc-a": {"days": {"2026-03-01": 500}}}, "leads": {}}
