@@ -33,9 +33,10 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from faust.streams import _current_event
 
 from streams.agents.staged import DELETED, Staged
@@ -57,12 +58,15 @@ log = logging.getLogger(__name__)
 
 MARKER_HEADER = "streams-effects-of"  # value: the source partition, in decimal
 MAX_BATCH_BYTES = 1_000_000  # under the broker's default max.message.bytes (1 MiB)
-# How long a commit waits for Kafka before the worker stops without committing: an outage
-# shorter than this is ridden out (batches wait; ingress answers 503), anything stuck longer is
-# left to a restart.
+# How long a commit or a recovery waits for Kafka before the worker stops without committing: an
+# outage shorter than this is ridden out (batches wait; ingress answers 503), anything stuck
+# longer is left to a restart.
 KAFKA_PATIENCE = 300.0  # seconds
 STOP_WAIT = 10.0  # seconds a stopping worker waits for the commit in progress
 SCAN_RECORDS = 1_000  # how far back from the end of a derived partition a marker is looked for
+RETRY_PAUSE = 1.0  # seconds between two attempts to reach Kafka within the patience
+
+T = TypeVar("T")
 
 
 class TooLarge(Exception):
@@ -128,8 +132,11 @@ class Effects:
         derived_topic: str,
         tables: Tables,
         flush_changelogs: Callable[[], Awaitable[None]],
+        *,
+        patience: float = KAFKA_PATIENCE,
     ) -> None:
         self.lock = asyncio.Lock()
+        self.patience = patience
         self._bootstrap = bootstrap
         self._topic = derived_topic
         self._tables = tables
@@ -161,9 +168,10 @@ class Effects:
         todo = {p: r for p, r in firsts.items() if p not in self._recovered}
         if not todo:
             return
-        count = await self._derived_partitions()
-        markers = await asyncio.wait_for(
-            _last_markers(self._bootstrap, self._topic, count, list(todo)), KAFKA_PATIENCE
+        markers = await _with_patience(
+            f"recovering partitions {sorted(todo)}",
+            lambda: self._last_markers(list(todo)),
+            self.patience,
         )
         for partition, record in todo.items():
             marker = markers.get(partition)
@@ -182,9 +190,8 @@ class Effects:
         """Send `derived` (per source partition) with markers of the `staged` writes, then apply
         them. Raises `TooLarge` (nothing sent) when a partition's effects do not fit in one
         record batch."""
-        producer = await self._started()
-        await asyncio.wait_for(self._flush(), KAFKA_PATIENCE)
-        count = await self._derived_partitions()
+        producer, count = await _with_patience("committing", self._derived, self.patience)
+        await asyncio.wait_for(self._flush(), self.patience)
         markers = marker_writes(staged)
         # A partition with neither events nor writes has nothing to commit.
         partitions = sorted(markers.keys() | {p for p, items in derived.items() if items})
@@ -212,11 +219,16 @@ class Effects:
         finally:
             writing_for(None)
 
-    async def _derived_partitions(self) -> int:
+    async def _last_markers(self, sources: list[int]) -> dict[int, dict[str, Any]]:
+        _, count = await self._derived()
+        return await _last_markers(self._bootstrap, self._topic, count, sources)
+
+    async def _derived(self) -> tuple[AIOKafkaProducer, int]:
+        """The producer of commits, and how many partitions the derived topic has."""
+        producer = await self._started()
         if self._partitions is None:
-            producer = await self._started()
             self._partitions = len(await producer.partitions_for(self._topic))
-        return self._partitions
+        return producer, self._partitions
 
     async def _started(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -228,9 +240,13 @@ class Effects:
                 max_request_size=MAX_BATCH_BYTES + 65_536,
                 linger_ms=0,
                 # aiokafka retries a batch until this expires: as long as a commit waits.
-                request_timeout_ms=int(KAFKA_PATIENCE * 1000),
+                request_timeout_ms=int(self.patience * 1000),
             )
-            await producer.start()
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
             self._producer = producer
         return self._producer
 
@@ -252,6 +268,18 @@ def _record_batch(
     if batch.size() > limit:  # a batch always takes its first record, however large
         raise TooLarge(f"{batch.size()} bytes")
     return batch
+
+
+async def _with_patience(what: str, attempt: Callable[[], Awaitable[T]], patience: float) -> T:
+    """`attempt()`, made again after each Kafka error until `patience` seconds have passed: a
+    worker rides out a broker restart instead of stopping on the first refused connection."""
+    async with asyncio.timeout(patience):
+        while True:
+            try:
+                return await attempt()
+            except KafkaError as exc:
+                log.warning("%s: Kafka did not answer (%r); trying again", what, exc)
+                await asyncio.sleep(RETRY_PAUSE)
 
 
 async def _last_markers(

@@ -267,7 +267,7 @@ async def test_kafka_unreachable_at_ingress_answers_503_then_recovers_without_re
         assert all(post(n) == 200 for n in range(10))
         kafka.stop_node(1, kill=True)  # Kafka unreachable
         refused = [post(n) for n in range(10, 15)]
-        assert refused == [503] * 5, refused
+        assert refused == [503] * 5, (refused, f"worker exit code: {worker.process.poll()}")
         kafka.start_node(1)
         await kafka.wait_ready()
         # The same worker process takes webhooks again once Kafka is back; HighLevel retries.
