@@ -23,6 +23,7 @@ from streams.dlq_cli import add_commands as add_dlq_commands
 from streams.faust_config import run_worker
 from streams.ingest import ingest_file, wait_consumed
 from streams.ingress.raw_log import KafkaUnavailable, RawLog
+from streams.ingress.server import run_ingress
 from streams.query_table import render_table
 from streams.replay.cli import add_commands as add_replay_commands
 from streams.settings import Settings
@@ -64,6 +65,12 @@ def _parser(catalog: Sequence[Projection]) -> argparse.ArgumentParser:
     sub.add_parser(
         "worker", help="run a worker against STREAMS_KAFKA_BOOTSTRAP (or the embedded broker)"
     ).set_defaults(command=partial(_worker, catalog))
+    ingress = sub.add_parser(
+        "ingress",
+        help="serve only the ingress endpoints (webhooks, first-party events), beside workers",
+    )
+    ingress.add_argument("--port", type=int, help="default: STREAMS_WEB_PORT")
+    ingress.set_defaults(command=_ingress)
     sub.add_parser(
         "topics", help="create the project's topics if missing and list them"
     ).set_defaults(command=_topics)
@@ -136,6 +143,12 @@ def _worker(catalog: Sequence[Projection], settings: Settings, args: argparse.Na
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     return _run_worker(settings, kafka_bootstrap(settings), loop, catalog)
+
+
+def _ingress(settings: Settings, args: argparse.Namespace) -> int:
+    bootstrap = kafka_bootstrap(settings)
+    asyncio.run(ensure_configured_topics(settings, bootstrap))
+    return run_ingress(settings, bootstrap, args.port or settings.web_port)
 
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ def problem(status: int, reason: str) -> Response:
     return json_response({"error": reason}, status)
 
 
-def authorized(request: Request, token: Secret | None) -> bool:
+def authorized(request: Request | aiohttp_web.Request, token: Secret | None) -> bool:
     """Whether the request carries the service bearer token (always true when none is set:
     the server then listens on loopback only)."""
     if token is None:

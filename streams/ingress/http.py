@@ -8,6 +8,7 @@ is over the size limit. Nothing is written unless the answer is 200.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 import faust
@@ -22,39 +23,54 @@ from streams.settings import Settings
 from streams.tables import locations
 from streams.web import authorized, json_response, problem
 
-__all__ = ["install_ingress"]
+__all__ = ["Handler", "ingress_handlers", "install_ingress"]
 
 log = logging.getLogger(__name__)
 
 
-def install_ingress(app: faust.App, settings: Settings, raw_log: RawLog) -> None:
+# Faust types its responses abstractly; at run time they are aiohttp's (`streams.web`).
+Handler = Callable[[aiohttp_web.Request], Awaitable[Response]]
+
+
+def ingress_handlers(settings: Settings, raw_log: RawLog) -> dict[str, Handler]:
+    """The ingress endpoints by path, as plain aiohttp handlers: the worker serves them through
+    Faust's web server (`install_ingress`), `streams ingress` on its own (`streams.ingress.server`)."""
     verifier = Verifier.from_pem(settings.ghl_ed25519_public_key, settings.ghl_rsa_public_key)
     limit = settings.webhook_max_bytes
 
-    class Webhooks(View):
-        async def post(self, request: Request) -> Response:
-            body = await _read_limited(request, limit)
-            if body is None:
-                return problem(413, f"body is larger than {limit} bytes")
-            try:
-                scheme = verifier.verify(body, request.headers)
-            except SignatureError as exc:
-                return problem(401, str(exc))
-            return await _append(raw_log, body, source="live", signature=scheme)
+    async def webhook(request: aiohttp_web.Request) -> Response:
+        body = await _read_limited(request, limit)
+        if body is None:
+            return problem(413, f"body is larger than {limit} bytes")
+        try:
+            scheme = verifier.verify(body, request.headers)
+        except SignatureError as exc:
+            return problem(401, str(exc))
+        return await _append(raw_log, body, source="live", signature=scheme)
 
-    class Events(View):
-        async def post(self, request: Request) -> Response:
-            if not authorized(request, settings.api_token):
-                return problem(401, "a valid bearer token is required")
-            body = await _read_limited(request, limit)
-            if body is None:
-                return problem(413, f"body is larger than {limit} bytes")
-            return await _append(
-                raw_log, body, source="live", signature="trusted", first_party=True
-            )
+    async def first_party_event(request: aiohttp_web.Request) -> Response:
+        if not authorized(request, settings.api_token):
+            return problem(401, "a valid bearer token is required")
+        body = await _read_limited(request, limit)
+        if body is None:
+            return problem(413, f"body is larger than {limit} bytes")
+        return await _append(raw_log, body, source="live", signature="trusted", first_party=True)
 
-    app.page("/webhooks/ghl")(Webhooks)
-    app.page("/v1/events")(Events)
+    return {"/webhooks/ghl": webhook, "/v1/events": first_party_event}
+
+
+def install_ingress(app: faust.App, settings: Settings, raw_log: RawLog) -> None:
+    for path, handle in ingress_handlers(settings, raw_log).items():
+        app.page(path)(_view(handle))
+
+
+def _view(handle: Handler) -> type[View]:
+    class Ingress(View):
+        async def post(self, request: Request) -> Response:
+            # Faust's aiohttp driver passes aiohttp's request and serves aiohttp's response.
+            return await handle(cast(aiohttp_web.Request, request))
+
+    return Ingress
 
 
 async def _append(
@@ -93,13 +109,12 @@ def _first_party_problem(payload: dict[str, object]) -> str | None:
     return None
 
 
-async def _read_limited(request: Request, limit: int) -> bytes | None:
+async def _read_limited(request: aiohttp_web.Request, limit: int) -> bytes | None:
     """The request body, or None when it is over `limit` bytes (nothing more is read)."""
-    http_request = cast(aiohttp_web.Request, request)  # Faust's aiohttp driver passes its own
-    if http_request.content_length is not None and http_request.content_length > limit:
+    if request.content_length is not None and request.content_length > limit:
         return None
     chunks, size = [], 0
-    async for chunk in http_request.content.iter_any():
+    async for chunk in request.content.iter_any():
         size += len(chunk)
         if size > limit:
             return None

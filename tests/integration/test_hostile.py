@@ -153,23 +153,52 @@ def hostile_cases(location: str) -> st.SearchStrategy[tuple[str, bytes, list[tup
     )
 
 
+def hostile_env(kafka_bootstrap: str, ably_server: AblyServer) -> dict[str, str]:
+    return webhook_env(kafka_bootstrap, ably_server) | {"STREAMS_WEBHOOK_MAX_BYTES": str(MAX_BYTES)}
+
+
+def assert_no_secrets_logged(process: Worker, ably_server: AblyServer) -> None:
+    # The process's whole log, after all it was sent.
+    log = process.log.read_text(errors="replace")
+    for secret in (API_TOKEN, JWT_SECRET, ably_server.key.split(":")[1]):
+        assert secret not in log
+
+
 @pytest.fixture
 def hostile_worker(kafka_bootstrap: str, ably_server: AblyServer, tmp_path: Path) -> Any:
-    env = webhook_env(kafka_bootstrap, ably_server) | {"STREAMS_WEBHOOK_MAX_BYTES": str(MAX_BYTES)}
-    worker = start_worker(env, tmp_path / "worker")
+    worker = start_worker(hostile_env(kafka_bootstrap, ably_server), tmp_path / "worker")
     try:
         worker.wait_healthy()
         yield worker
     finally:
         worker.stop()
-    # Secrets never logged (this worker's whole log, after all it was sent).
-    log = worker.log.read_text(errors="replace")
-    for secret in (API_TOKEN, JWT_SECRET, ably_server.key.split(":")[1]):
-        assert secret not in log
+    assert_no_secrets_logged(worker, ably_server)
+
+
+@pytest.fixture(params=["worker", "ingress process"])
+def front(
+    request: pytest.FixtureRequest,
+    hostile_worker: Worker,
+    kafka_bootstrap: str,
+    ably_server: AblyServer,
+    tmp_path: Path,
+) -> Any:
+    """Where webhooks are posted: the worker's own ingress, or `streams ingress` beside it."""
+    if request.param == "worker":
+        yield hostile_worker
+        return
+    env = hostile_env(kafka_bootstrap, ably_server)
+    ingress = start_worker(env, tmp_path / "ingress", command="ingress")
+    try:
+        ingress.wait_healthy()
+        yield ingress
+    finally:
+        ingress.stop()
+    assert_no_secrets_logged(ingress, ably_server)
 
 
 def test_fuzzed_ingress_answers_every_request_and_keeps_processing(
-    hostile_worker: Worker,
+    front: Worker, hostile_worker: Worker
 ) -> None:
     worker, run = hostile_worker, f"f{uuid.uuid4().hex[:6]}"
     location = f"{run}0"
@@ -193,8 +222,8 @@ def test_fuzzed_ingress_answers_every_request_and_keeps_processing(
             "messageId": f"{run}-m{n}",
             "dateAdded": "2026-03-02T10:00:00Z",
         }
-        assert post_webhook(worker, contact)[0] == 200
-        assert post_webhook(worker, message)[0] == 200
+        assert post_webhook(front, contact)[0] == 200
+        assert post_webhook(front, message)[0] == 200
         valid["contacts"] += 1
         valid["messages"] += 1
 
@@ -207,7 +236,7 @@ def test_fuzzed_ingress_answers_every_request_and_keeps_processing(
     @given(case=hostile_cases(location))
     def every_request_is_answered(case: tuple[str, bytes, list[tuple[str, str]]]) -> None:
         kind, body, headers = case
-        status, answer = post_raw(worker, body, headers)
+        status, answer = post_raw(front, body, headers)
         tried[kind] += 1
         answers.append(answer)
         assert status == 200 or (400 <= status < 500), (kind, status, answer)
@@ -221,8 +250,9 @@ def test_fuzzed_ingress_answers_every_request_and_keeps_processing(
             valid_traffic()
 
     every_request_is_answered()
-    assert worker.process.poll() is None, worker.tail()
-    assert http("GET", f"{worker.url}/healthz")[0] == 200
+    for process in (front, worker):
+        assert process.process.poll() is None, process.tail()
+        assert http("GET", f"{process.url}/healthz")[0] == 200
     # The valid traffic interleaved with the junk was all processed, in the junk's partition.
     assert wait_for(
         lambda: query(worker, location, "leads")[1].get("total") == valid["contacts"], timeout=120
@@ -242,7 +272,7 @@ def test_fuzzed_ingress_answers_every_request_and_keeps_processing(
     for kind in ("missing signature", "huge body", "replayed signature, altered body"):
         assert refused[kind] == tried[kind], (kind, tried, refused)
     record_figures(
-        "ingress fuzzing (hypothesis)",
+        f"ingress fuzzing (hypothesis), posted to the {front.log.parent.name}",
         cases_tried=dict(tried),
         refused_4xx=dict(refused),
         accepted_200={k: tried[k] - refused[k] for k in tried if tried[k] - refused[k]},
