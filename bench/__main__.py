@@ -57,15 +57,20 @@ def main() -> None:
         results.replay.values.append(rate)
         print(f"replay of every projection: {rate:,.0f} records/s", flush=True)
 
-    ours, bare = Spread([]), Spread([])
+    ours, in_worker, bare = Spread([]), Spread([]), Spread([])
     for _ in range(args.trials):
-        with broker() as kafka, tempfile.TemporaryDirectory(prefix="streams-bench-in-") as tmp:
-            ours.values.append(ingress_rate(kafka.bootstrap, Path(tmp), args.ingress_seconds))
+        for command, spread in (("ingress", ours), ("worker", in_worker)):
+            with broker() as kafka, tempfile.TemporaryDirectory(prefix="streams-bench-in-") as tmp:
+                spread.values.append(
+                    ingress_rate(kafka.bootstrap, Path(tmp), args.ingress_seconds, command)
+                )
         bare.values.append(bare_rate(args.ingress_seconds))
         print(
-            f"ingress {ours.values[-1]:,.0f}/s, bare handler {bare.values[-1]:,.0f}/s", flush=True
+            f"ingress {ours.values[-1]:,.0f}/s, in the worker {in_worker.values[-1]:,.0f}/s, "
+            f"bare handler {bare.values[-1]:,.0f}/s",
+            flush=True,
         )
-    results.ingress, results.bare = ours, bare
+    results.ingress, results.ingress_in_worker, results.bare = ours, in_worker, bare
 
     with broker() as kafka:
         results.latency, results.held = latency.measure(

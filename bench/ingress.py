@@ -1,6 +1,7 @@
 """Row 5, ingress: webhooks/s through `POST /webhooks/ghl` (Ed25519 signature verified, record
 acknowledged by Kafka before the 200) against a bare aiohttp handler that answers 200, both on
-this machine, driven by the same closed-loop client (64 concurrent requests)."""
+this machine, driven by the same closed-loop client (64 concurrent requests). Row 5 posts to
+`streams ingress`, row 5b to a worker, which also folds what it takes."""
 
 from __future__ import annotations
 
@@ -68,17 +69,19 @@ async def load(url: str, requests: list[tuple[bytes, dict[str, str]]], seconds: 
         return ok / (time.perf_counter() - started)
 
 
-def ingress_rate(bootstrap: str, workdir: Path, seconds: float) -> float:
+def ingress_rate(bootstrap: str, workdir: Path, seconds: float, command: str = "ingress") -> float:
+    """`command` "ingress": the `streams ingress` process (row 5); "worker": the worker's own
+    ingress, which shares its process with folding everything it takes (row 5b)."""
     key = SigningKey()
     requests = [key.signed(dumps(b)) for b in bodies(20_000, seed=23)]
-    worker = start_worker(
-        worker_env(bootstrap, GHL_WEBHOOK_ED25519_PUBLIC_KEY=key.public_pem), workdir
+    server = start_worker(
+        worker_env(bootstrap, GHL_WEBHOOK_ED25519_PUBLIC_KEY=key.public_pem), workdir, command
     )
     try:
-        worker.wait_healthy()
-        return asyncio.run(load(f"{worker.url}/webhooks/ghl", requests, seconds))
+        server.wait_healthy()
+        return asyncio.run(load(f"{server.url}/webhooks/ghl", requests, seconds))
     finally:
-        worker.stop()
+        server.stop()
 
 
 def bare_rate(seconds: float) -> float:

@@ -1,6 +1,7 @@
 """Row 4, end-to-end latency: `POST /webhooks/ghl` (signed, as HighLevel sends) to the
 Ably-compatible stand-in (infra/ably-standin) receiving the `new-message` event the worker
-derived from it. The stand-in stamps each message with its receive time (ms); the client notes
+derived from it. Deployed as in production: `streams ingress` takes the webhooks, one worker
+folds and publishes. The stand-in stamps each message with its receive time (ms); the client notes
 the send time of each webhook (same machine, same clock). Open loop: webhooks are sent on a
 fixed schedule whatever the answers, so a slow worker shows as latency, not as a lower rate.
 
@@ -161,28 +162,29 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="streams-bench-lat-") as tmp:
         standin, standin_url = _standin(Path(tmp))
         key = SigningKey()
-        worker = start_worker(
-            worker_env(
-                bootstrap,
-                ABLY_API_KEY=KEY,
-                ABLY_ENDPOINT=standin_url,
-                GHL_WEBHOOK_ED25519_PUBLIC_KEY=key.public_pem,
-            ),
-            Path(tmp) / "worker",
+        env = worker_env(
+            bootstrap,
+            ABLY_API_KEY=KEY,
+            ABLY_ENDPOINT=standin_url,
+            GHL_WEBHOOK_ED25519_PUBLIC_KEY=key.public_pem,
         )
+        worker = start_worker(env, Path(tmp) / "worker")
+        ingress = start_worker(env, Path(tmp) / "ingress", "ingress")
         try:
             worker.wait_healthy()
-            _step(worker.url, standin_url, key, 20, 3, drain)  # warm up connections
+            ingress.wait_healthy()
+            _step(ingress.url, standin_url, key, 20, 3, drain)  # warm up connections
             held: Step | None = None
             rate = 100
             while rate <= 1600:
-                step = _step(worker.url, standin_url, key, rate, search_hold, drain)
+                step = _step(ingress.url, standin_url, key, rate, search_hold, drain)
                 if step.percentile(99) >= 100:
                     break
                 held, rate = step, rate * 2
-            steps = [_step(worker.url, standin_url, key, r, hold, drain) for r in rates]
+            steps = [_step(ingress.url, standin_url, key, r, hold, drain) for r in rates]
             return steps, held
         finally:
+            ingress.stop()
             worker.stop()
             standin.terminate()
             standin.wait(10)
