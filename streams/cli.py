@@ -148,7 +148,7 @@ def _worker(catalog: Sequence[Projection], settings: Settings, args: argparse.Na
 def _ingress(settings: Settings, args: argparse.Namespace) -> int:
     bootstrap = kafka_bootstrap(settings)
     asyncio.run(ensure_configured_topics(settings, bootstrap))
-    return run_ingress(settings, bootstrap, args.port or settings.web_port)
+    return run_ingress(settings, bootstrap, settings.web_port if args.port is None else args.port)
 
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:

@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from faust.streams import _current_event
 
 from streams.agents.staged import DELETED, Staged
@@ -58,9 +58,10 @@ log = logging.getLogger(__name__)
 
 MARKER_HEADER = "streams-effects-of"  # value: the source partition, in decimal
 MAX_BATCH_BYTES = 1_000_000  # under the broker's default max.message.bytes (1 MiB)
-# How long a commit or a recovery waits for Kafka before the worker stops without committing: an
-# outage shorter than this is ridden out (batches wait; ingress answers 503), anything stuck
-# longer is left to a restart.
+# How long each step of a commit or a recovery waits for Kafka (setting up, the previous
+# changelog writes, the record batches) before the worker stops without committing: an outage
+# shorter than this is ridden out (batches wait; ingress answers 503), anything stuck longer is
+# left to a restart.
 KAFKA_PATIENCE = 300.0  # seconds
 STOP_WAIT = 10.0  # seconds a stopping worker waits for the commit in progress
 SCAN_RECORDS = 1_000  # how far back from the end of a derived partition a marker is looked for
@@ -271,15 +272,27 @@ def _record_batch(
 
 
 async def _with_patience(what: str, attempt: Callable[[], Awaitable[T]], patience: float) -> T:
-    """`attempt()`, made again after each Kafka error until `patience` seconds have passed: a
-    worker rides out a broker restart instead of stopping on the first refused connection."""
-    async with asyncio.timeout(patience):
-        while True:
-            try:
+    """`attempt()`, made again after each transient Kafka error until `patience` seconds have
+    passed: a worker rides out a broker restart instead of stopping on the first refused
+    connection. Then `TimeoutError`, with the last error."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while True:
+        try:
+            async with asyncio.timeout_at(deadline):
                 return await attempt()
-            except KafkaError as exc:
-                log.warning("%s: Kafka did not answer (%r); trying again", what, exc)
-                await asyncio.sleep(RETRY_PAUSE)
+        except KafkaError as exc:
+            # Timeouts are not `retriable` in aiokafka's sense, yet a broker restart causes them.
+            if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
+                raise
+            # An explicit deadline: a cancellation swallowed inside aiokafka's clean-up must not
+            # make the timeout above miss and this loop run forever.
+            if loop.time() + RETRY_PAUSE >= deadline:
+                raise TimeoutError(
+                    f"{what}: no answer from Kafka in {patience:.0f}s: {exc!r}"
+                ) from exc
+            log.warning("%s: Kafka did not answer (%r); trying again", what, exc)
+            await asyncio.sleep(RETRY_PAUSE)
 
 
 async def _last_markers(
@@ -288,8 +301,8 @@ async def _last_markers(
     """The last marker of each source partition, from the last `SCAN_RECORDS` records of its
     derived partition (every commit ends with one)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
     try:
+        await consumer.start()
         tps = {p: TopicPartition(topic, p % count) for p in sources}
         consumer.assign(list(set(tps.values())))
         firsts = await consumer.beginning_offsets(list(tps.values()))

@@ -61,7 +61,7 @@ def ingress_handlers(settings: Settings, raw_log: RawLog) -> dict[str, Handler]:
 
 def install_ingress(app: faust.App, settings: Settings, raw_log: RawLog) -> None:
     for path, handle in ingress_handlers(settings, raw_log).items():
-        app.page(path)(_view(handle))
+        app.page(path, name=path)(_view(handle))
 
 
 def _view(handle: Handler) -> type[View]:

@@ -54,9 +54,11 @@ async def test_commit_and_recovery_wait_for_a_restarted_broker(tmp_path: Path) -
         event = {"id": "e1", "channel": "location:loc-a", "name": "revenue-changed"}
         await writer.commit(folded(live, 0, 500), {0: [event]})
 
-        # A commit while the only broker is down waits for it.
+        # A worker's first commit while the only broker is down (its producer cannot even
+        # start) waits for it.
         kafka.stop_node(1, kill=True)
-        commit = asyncio.create_task(writer.commit(folded(live, 1, 700), {0: []}))
+        restarted = worker(live)
+        commit = asyncio.create_task(restarted.commit(folded(live, 1, 700), {0: []}))
         await asyncio.sleep(OUTAGE)
         assert not commit.done(), commit
         kafka.start_node(1)

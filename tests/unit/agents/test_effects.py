@@ -3,12 +3,19 @@ without Kafka (the fault tests kill workers against a real broker)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    TopicAuthorizationFailedError,
+)
 from aiokafka.record.memory_records import MemoryRecords
 
 from streams.agents.effects import (
@@ -17,6 +24,7 @@ from streams.agents.effects import (
     TooLarge,
     _marker,
     _record_batch,
+    _with_patience,
     is_marker,
     marker_writes,
 )
@@ -109,3 +117,49 @@ async def test_applying_a_marker_writes_and_deletes_what_it_holds() -> None:
     effects._apply_marker(marker, record(0, 7))
     effects._apply_marker(marker, record(0, 7))  # again: the same state
     assert tables == {"revenue": {"loc-a": {"days": {"2026-03-01": 500}}}, "leads": {}}
+
+
+async def test_with_patience_tries_again_after_transient_kafka_errors() -> None:
+    attempts: list[int] = []
+
+    async def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise KafkaConnectionError("Unable to bootstrap")
+        return "answered"
+
+    assert await _with_patience("testing", flaky, patience=5) == "answered"
+    assert len(attempts) == 3
+
+
+async def test_with_patience_gives_up_after_the_patience_with_the_last_error() -> None:
+    async def down() -> None:
+        raise KafkaTimeoutError("Failed to get offsets by times in 40000 ms")
+
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"no answer from Kafka in 2s: .*offsets by times"):
+        await _with_patience("testing", down, patience=2)
+    assert time.monotonic() - started < 3
+
+
+async def test_with_patience_lets_a_permanent_error_through_at_once() -> None:
+    attempts: list[int] = []
+
+    async def refused() -> None:
+        attempts.append(1)
+        raise TopicAuthorizationFailedError()
+
+    with pytest.raises(TopicAuthorizationFailedError):
+        await _with_patience("testing", refused, patience=5)
+    assert len(attempts) == 1
+
+
+async def test_with_patience_is_cancelled_like_any_wait() -> None:
+    async def down() -> None:
+        raise KafkaConnectionError("Unable to bootstrap")
+
+    task = asyncio.create_task(_with_patience("testing", down, patience=60))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
