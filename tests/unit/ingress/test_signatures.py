@@ -55,6 +55,9 @@ def test_legacy_rsa_only_when_ed25519_is_absent() -> None:
         {"X-GHL-Signature": "N/A"},
         {"X-GHL-Signature": "!!notbase64"},
         {"X-WH-Signature": base64.b64encode(b"short").decode()},
+        {"X-GHL-Signature": base64.b64encode(b"short").decode()},  # not 64 bytes
+        {"X-GHL-Signature": base64.b64encode(bytes(64)).decode()},
+        {"X-GHL-Signature": base64.b64encode(ED_KEY.sign(BODY) + b"\0").decode()},
     ],
 )
 def test_missing_or_malformed_signatures_are_refused(headers: dict[str, str]) -> None:
