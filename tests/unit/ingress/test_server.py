@@ -5,7 +5,6 @@ which posts the same fuzzed traffic to a worker and to this server."""
 from __future__ import annotations
 
 import base64
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from streams.ingress.raw_log import RawLog
 from streams.ingress.server import ingress_app
+from streams.processes import free_port
 from streams.settings import Settings
 
 KEY = ed25519.Ed25519PrivateKey.generate()
@@ -23,12 +23,6 @@ PUBLIC_PEM = (
     .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     .decode()
 )
-
-
-def unused_port() -> int:
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -40,7 +34,7 @@ async def client() -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
             "STREAMS_WEBHOOK_MAX_BYTES": "1000",
         }
     )
-    raw_log = RawLog(f"127.0.0.1:{unused_port()}", timeout=1.0)
+    raw_log = RawLog(f"127.0.0.1:{free_port()}", timeout=1.0)  # nobody listens there
     async with TestClient(TestServer(ingress_app(settings, raw_log))) as client:
         yield client
 
