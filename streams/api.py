@@ -2,6 +2,7 @@
 
 A query is answered by the worker that owns the location's partition of the raw topic; any other
 worker forwards it there (see `streams.routing`), so every worker can be asked about every location.
+Who owns which partition, and which tables this worker can read, is the runtime's `Placement`.
 When the owner does not answer (it died and the group has not moved its partitions yet), a worker
 that keeps a standby copy of the partition answers from it (`Streams-Answered-By: standby`),
 otherwise the answer is 503 with `Retry-After`.
@@ -12,12 +13,12 @@ which routes it the same way within its own consumer group.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import faust
-from faust.web import Request, Response, View
+import aiohttp
+from aiohttp import web
 from yarl import URL
 
 from streams import metrics, queries
@@ -25,10 +26,10 @@ from streams.routing import (
     ANSWERED_BY_HEADER,
     VERSION_HEADER,
     OwnerUnreachable,
+    Placement,
     forward,
-    holds_standby,
-    owner_url,
     partition_for,
+    retry_later,
 )
 from streams.settings import Settings
 from streams.tables import (
@@ -42,14 +43,18 @@ from streams.tables import (
     tasks,
     unread,
 )
-from streams.tables.projection import Tables
-from streams.tables.registry import changelog_topic
-from streams.topics import RAW_WEBHOOKS
 from streams.web import authorized, json_response, problem
 
 __all__ = ["QUERIES", "NotServing", "install_api"]
 
-Answer = Callable[[Tables, str, Request], dict[str, Any]]
+# Table name -> a readable copy of the table (the answers only read).
+ReadTables = Mapping[str, Mapping[Any, Any]]
+Answer = Callable[[ReadTables, str, web.Request], dict[str, Any]]
+
+# Every query a worker forwards shares one connection pool; 10 s is long enough for a busy owner,
+# short enough that a client retries (on the 503) before its own timeout.
+FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=10)
+_SESSION = web.AppKey("streams.api.forwarding_session", aiohttp.ClientSession)
 
 
 class NotServing(LookupError):
@@ -61,13 +66,13 @@ class NotServing(LookupError):
 Serving = Callable[[str], str | None]
 
 
-def _revenue(tables: Tables, location_id: str, request: Request) -> dict[str, Any]:
+def _revenue(tables: ReadTables, location_id: str, request: web.Request) -> dict[str, Any]:
     first, last = queries.parse_range(request.query.get("from"), request.query.get("to"))
     state = tables[revenue.DAILY_REVENUE].get(location_id)
     return queries.revenue_answer(location_id, state, first, last)
 
 
-def _unread(tables: Tables, location_id: str, request: Request) -> dict[str, Any]:
+def _unread(tables: ReadTables, location_id: str, request: web.Request) -> dict[str, Any]:
     return queries.unread_answer(
         location_id,
         tables[unread.UNREAD_BY_LOCATION].get(location_id),
@@ -75,33 +80,33 @@ def _unread(tables: Tables, location_id: str, request: Request) -> dict[str, Any
     )
 
 
-def _leads(tables: Tables, location_id: str, request: Request) -> dict[str, Any]:
+def _leads(tables: ReadTables, location_id: str, request: web.Request) -> dict[str, Any]:
     first, last = queries.parse_range(request.query.get("from"), request.query.get("to"))
     return queries.leads_answer(location_id, tables[leads.LEADS].get(location_id), first, last)
 
 
-def _pipeline(tables: Tables, location_id: str, request: Request) -> dict[str, Any]:
+def _pipeline(tables: ReadTables, location_id: str, request: web.Request) -> dict[str, Any]:
     first, last = queries.parse_range(request.query.get("from"), request.query.get("to"))
     state = tables[pipeline.PIPELINES].get(location_id)
     return queries.pipeline_answer(location_id, state, first, last)
 
 
-def _appointments(tables: Tables, location_id: str, request: Request) -> dict[str, Any]:
+def _appointments(tables: ReadTables, location_id: str, request: web.Request) -> dict[str, Any]:
     state = tables[appointments.APPOINTMENTS].get(location_id)
     return queries.appointments_answer(location_id, state, datetime.now(UTC))
 
 
-def _tasks(tables: Tables, location_id: str, request: Request) -> dict[str, Any]:
+def _tasks(tables: ReadTables, location_id: str, request: web.Request) -> dict[str, Any]:
     return queries.tasks_answer(location_id, tables[tasks.OPEN_TASKS].get(location_id))
 
 
-def _email_stats(tables: Tables, location_id: str, request: Request) -> dict[str, Any]:
+def _email_stats(tables: ReadTables, location_id: str, request: web.Request) -> dict[str, Any]:
     first, last = queries.parse_range(request.query.get("from"), request.query.get("to"))
     state = tables[email_stats.EMAIL_STATS].get(location_id)
     return queries.email_stats_answer(location_id, state, first, last)
 
 
-def _registry(tables: Tables, location_id: str, request: Request) -> dict[str, Any]:
+def _registry(tables: ReadTables, location_id: str, request: web.Request) -> dict[str, Any]:
     entry = tables[location_registry.LOCATION_REGISTRY].get(location_id)
     return queries.registry_answer(location_id, entry)
 
@@ -120,66 +125,76 @@ QUERIES: dict[str, Answer] = {
 
 
 def install_api(
-    app: faust.App,
+    web_app: web.Application,
     settings: Settings,
-    tables: Tables,
+    placement: Placement,
     kinds: Iterable[str] = QUERIES,
     serving: Serving | None = None,
     version: int = 1,
 ) -> None:
+    web_app.cleanup_ctx.append(_forwarding_session)
     for kind in kinds:
-        view = _location_view(settings, kind, QUERIES[kind], tables, serving, version)
-        app.page(f"/v1/locations/{{location_id}}/{kind}")(view)
-
-    class Metrics(View):
-        async def get(self, request: Request) -> Response:
-            return self.text(metrics.render(), content_type="text/plain; version=0.0.4")
-
-    app.page("/metrics")(Metrics)
+        handler = _location_query(settings, placement, kind, QUERIES[kind], serving, version)
+        web_app.router.add_get(f"/v1/locations/{{location_id}}/{kind}", handler)
+    web_app.router.add_get("/metrics", _metrics)
 
 
-def _location_view(
+async def _forwarding_session(web_app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession(timeout=FORWARD_TIMEOUT) as session:
+        web_app[_SESSION] = session
+        yield
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    return web.Response(text=metrics.render(), content_type="text/plain; version=0.0.4")
+
+
+def _location_query(
     settings: Settings,
+    placement: Placement,
     kind: str,
     answer: Answer,
-    tables: Tables,
     serving: Serving | None,
     version: int,
-) -> type[View]:
-    class LocationQuery(View):
-        async def get(self, request: Request, location_id: str) -> Response:
-            if not authorized(request, settings.api_token):
-                return problem(401, "a valid bearer token is required")
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def query(request: web.Request) -> web.Response:
+        if not authorized(request, settings.api_token):
+            return problem(401, "a valid bearer token is required")
+        session = request.app[_SESSION]
+        try:
+            replay_url = serving(kind) if serving else None
+        except NotServing as exc:
+            return problem(503, str(exc))
+        if replay_url is not None:
             try:
-                replay_url = serving(kind) if serving else None
-            except NotServing as exc:
-                return problem(503, str(exc))
-            if replay_url is not None:
-                try:
-                    return await forward(self.app, self.web, replay_url, request)
-                except OwnerUnreachable as exc:
+                return await forward(session, replay_url, request)
+            except OwnerUnreachable as exc:
+                return exc.answer()
+        location_id = request.match_info["location_id"]
+        partition = partition_for(location_id, placement.partitions or settings.partitions)
+        owner = placement.owner_url(partition)
+        if owner is None:
+            return retry_later("partition ownership is not known yet; retry shortly")
+        from_standby = False
+        if URL(owner) != URL(placement.url):
+            try:
+                return await forward(session, owner, request)
+            except OwnerUnreachable as exc:
+                tables = placement.tables(partition)
+                if tables is None:
                     return exc.answer()
-            partitions = self.app.consumer.topic_partitions(RAW_WEBHOOKS.name)
-            partition = partition_for(location_id, partitions or settings.partitions)
-            owner = owner_url(self.app, RAW_WEBHOOKS.name, partition)
-            if owner is None:
-                return problem(503, "partition ownership is not known yet; retry shortly")
-            from_standby = False
-            if URL(owner) != URL(str(self.app.conf.canonical_url)):
-                try:
-                    return await forward(self.app, self.web, owner, request)
-                except OwnerUnreachable as exc:
-                    changelogs = [changelog_topic(self.app.conf.id, name) for name in tables]
-                    if not holds_standby(self.app, changelogs, partition):
-                        return exc.answer()
-                    from_standby = True  # the dead owner's last state, as its changelog has it
-            try:
-                response = json_response(answer(tables, location_id, request))
-            except queries.QueryError as exc:
-                return problem(400, str(exc))
-            if from_standby:
-                response.headers[ANSWERED_BY_HEADER] = "standby"
-            response.headers[VERSION_HEADER] = str(version)
-            return response
+                from_standby = True  # the dead owner's last state, as its changelog has it
+        else:
+            tables = placement.tables(partition)
+            if tables is None:
+                return retry_later(f"partition {partition} is being restored; retry shortly")
+        try:
+            response = json_response(answer(tables, location_id, request))
+        except queries.QueryError as exc:
+            return problem(400, str(exc))
+        if from_standby:
+            response.headers[ANSWERED_BY_HEADER] = "standby"
+        response.headers[VERSION_HEADER] = str(version)
+        return response
 
-    return LocationQuery
+    return query

@@ -1,14 +1,14 @@
-"""The composition root: builds the Faust app, its topics, tables, agents and HTTP views, in one
-visible order."""
+"""The composition root: builds the live worker (its loop, tables, families, web routes and
+services) in one visible order."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import cast
+from pathlib import Path
 
-import faust
-from faust.types import TP
+from aiohttp import web
 
 from streams.ably_sink import create_sink
 from streams.agents import (
@@ -26,25 +26,28 @@ from streams.agents import (
     users,
 )
 from streams.agents.app_lifecycle import unless_uninstalled
-from streams.agents.effects import Effects, flush_changelogs
-from streams.agents.family import Handler, Topics, install_families
-from streams.agents.publisher import install_publisher
-from streams.agents.reminders import install_reminders
+from streams.agents.family import Handler
+from streams.agents.publisher import publisher
+from streams.agents.reminders import TICK_SECONDS, reminder_tick
 from streams.api import install_api
-from streams.faust_config import new_faust_app
 from streams.ingress.http import install_ingress
 from streams.ingress.raw_log import RawLog
 from streams.realtime_token import install_realtime_token
 from streams.replay.supervisor import Supervisor, this_program
+from streams.runtime.changelog import changelog_topic
+from streams.runtime.loop import Loop
+from streams.runtime.ownership import Placement
+from streams.runtime.task import TaskConfig
 from streams.settings import Settings
 from streams.tables.projection import Projection, Tables
-from streams.tables.registry import LIVE_TABLES, PROJECTIONS, create_tables
+from streams.tables.registry import LIVE_TABLES, PROJECTIONS
 from streams.topics import DERIVED, DLQ, RAW_WEBHOOKS
 from streams.web import install_health
+from streams.worker import Worker, worker_url
 
-__all__ = ["APP_ID", "create_app"]
+__all__ = ["APP_ID", "FAMILIES", "create_worker"]
 
-APP_ID = "streams"
+APP_ID = "streams"  # the live worker's consumer group, and its changelog's prefix
 FAMILIES = (
     ("messages", messages),
     ("conversations", conversations),
@@ -66,61 +69,63 @@ def _notifying_installed(make_handler: Callable[[Tables], Handler], tables: Tabl
     return unless_uninstalled(tables, make_handler(tables))
 
 
-def create_app(
+def instance_id(data_dir: Path) -> str:
+    """This worker's static group membership: kept in its data directory, so a restart on the
+    same state is the same member."""
+    path = data_dir / "instance-id"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{APP_ID}-{uuid.uuid4().hex[:12]}\n")
+    return path.read_text().strip()
+
+
+def create_worker(
     settings: Settings,
     bootstrap: str,
     catalog: Sequence[Projection] = PROJECTIONS,
     command: Sequence[str] | None = None,
-) -> faust.App:
+) -> Worker:
     """The live worker. `catalog` is every projection this build can replay; `command` runs
     this program again (for replay workers; default: the running one)."""
-    app = new_faust_app(
-        settings,
-        bootstrap,
-        APP_ID,
-        datadir=settings.data_dir / "worker",
-        web_port=settings.web_port,
-    )
-    topics = Topics(app, RAW_WEBHOOKS.name, DERIVED.name, DLQ.name)
-    tables = create_tables(app, LIVE_TABLES, settings.partitions)
-    effects = Effects(bootstrap, DERIVED.name, tables, partial(flush_changelogs, app.producer))
-
-    async def forget(sender: object, /, *args: object, signal: object, **kw: object) -> None:
-        (revoked,) = cast(tuple[set[TP]], args)
-        effects.forget(tp.partition for tp in revoked)
-
-    async def stop_effects(sender: object, /, *args: object, **kw: object) -> None:
-        await effects.stop()
-
-    app.on_partitions_revoked.connect(forget)
-    app.on_before_shutdown.connect(stop_effects)
-    install_families(
-        app,
-        topics,
-        [
+    placement = Placement(worker_url(settings, settings.web_port))
+    config = TaskConfig(
+        bootstrap=bootstrap,
+        group=APP_ID,
+        source_topic=RAW_WEBHOOKS.name,
+        changelog_topic=changelog_topic(APP_ID),
+        derived_topic=DERIVED.name,
+        dead_letter_topic=DLQ.name,
+        data_dir=settings.data_dir / "worker",
+        tables=LIVE_TABLES,
+        families=[
             (family, module.TYPES, partial(_notifying_installed, module.handler))
             for family, module in FAMILIES
         ],
-        tables,
-        effects,
+        live=True,
+        label=APP_ID,
     )
-    install_reminders(app, tables, settings, effects)
-    install_publisher(app, topics, create_sink(settings), bootstrap)
-
+    loop = Loop(
+        config,
+        placement,
+        replication_factor=settings.replication_factor,
+        tick=reminder_tick(
+            settings.reminder_lead_seconds, lambda: placement.partitions or settings.partitions
+        ),
+        tick_seconds=TICK_SECONDS,
+        instance_id=instance_id(settings.data_dir / "worker"),
+    )
     raw_log = RawLog(bootstrap)
-
-    async def stop_raw_log(sender: object, /, *args: object, signal: object, **kw: object) -> None:
-        await raw_log.stop()
-
-    app.on_before_shutdown.connect(stop_raw_log)
-    install_health(app)
-    install_ingress(app, settings, raw_log)
     replays = Supervisor(settings, bootstrap, catalog, command or this_program())
-
-    async def run_replays() -> None:
-        await replays.run()
-
-    app.task(run_replays)
-    install_api(app, settings, tables, serving=replays.serving)
+    app = web.Application()
+    install_health(app, loop.status)
+    install_ingress(app, settings, raw_log)
+    install_api(app, settings, placement, serving=replays.serving)
     install_realtime_token(app, settings)
-    return app
+    return Worker(
+        loop,
+        app,
+        settings.web_host,
+        settings.web_port,
+        services=[publisher(create_sink(settings), bootstrap), replays.run],
+        cleanups=[raw_log.stop],
+    )

@@ -16,11 +16,10 @@ from functools import partial
 from pathlib import Path
 
 from streams.api import QUERIES
-from streams.app import APP_ID, create_app
+from streams.app import APP_ID, create_worker
 from streams.backfill import LegacyLayout, backfill
 from streams.broker import BrokerError, LocalKafka, kafka_bootstrap
 from streams.dlq_cli import add_commands as add_dlq_commands
-from streams.faust_config import run_worker
 from streams.ingest import ingest_file, wait_consumed
 from streams.ingress.raw_log import KafkaUnavailable, RawLog
 from streams.ingress.server import run_ingress
@@ -28,14 +27,9 @@ from streams.query_table import render_table
 from streams.replay.cli import add_commands as add_replay_commands
 from streams.settings import Settings
 from streams.tables.projection import Projection
-from streams.tables.registry import LIVE_TABLES, PROJECTIONS, changelog_topic
-from streams.topics import (
-    RAW_WEBHOOKS,
-    TOPICS,
-    ensure_changelogs,
-    ensure_configured_topics,
-    ready_kafka,
-)
+from streams.tables.registry import PROJECTIONS
+from streams.topics import RAW_WEBHOOKS, TOPICS, ensure_configured_topics, ready_kafka
+from streams.worker import run_worker
 
 __all__ = ["main"]
 
@@ -122,17 +116,15 @@ def _parser(catalog: Sequence[Projection]) -> argparse.ArgumentParser:
 
 
 def _dev(catalog: Sequence[Projection], settings: Settings, args: argparse.Namespace) -> int:
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
     broker = None
     if settings.embedded:
         broker = LocalKafka(settings.data_dir / "kafka", libs=settings.kafka_libs)
         broker.start()
     try:
         if broker is not None:
-            seconds = loop.run_until_complete(broker.wait_ready())
+            seconds = asyncio.run(broker.wait_ready())
             log.info("embedded Kafka ready at %s in %.1fs", broker.bootstrap, seconds)
-        return _run_worker(settings, kafka_bootstrap(settings), loop, catalog)
+        return _run_worker(settings, kafka_bootstrap(settings), catalog)
     finally:
         if broker is not None:
             broker.stop()
@@ -140,9 +132,7 @@ def _dev(catalog: Sequence[Projection], settings: Settings, args: argparse.Names
 
 
 def _worker(catalog: Sequence[Projection], settings: Settings, args: argparse.Namespace) -> int:
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    return _run_worker(settings, kafka_bootstrap(settings), loop, catalog)
+    return _run_worker(settings, kafka_bootstrap(settings), catalog)
 
 
 def _ingress(settings: Settings, args: argparse.Namespace) -> int:
@@ -239,22 +229,9 @@ def _backfill_mongo(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
-def _run_worker(
-    settings: Settings,
-    bootstrap: str,
-    loop: asyncio.AbstractEventLoop,
-    catalog: Sequence[Projection],
-) -> int:
-    loop.run_until_complete(ensure_configured_topics(settings, bootstrap))
-    loop.run_until_complete(
-        ensure_changelogs(
-            bootstrap,
-            (changelog_topic(APP_ID, table) for table in LIVE_TABLES),
-            partitions=settings.partitions,
-            replication_factor=settings.replication_factor,
-        )
-    )
-    return run_worker(create_app(settings, bootstrap, catalog), loop)
+def _run_worker(settings: Settings, bootstrap: str, catalog: Sequence[Projection]) -> int:
+    asyncio.run(ensure_configured_topics(settings, bootstrap))
+    return run_worker(create_worker(settings, bootstrap, catalog))
 
 
 if __name__ == "__main__":

@@ -11,15 +11,21 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import faust
 import jwt
-from faust.web import Request, Response, View
+from aiohttp import web
 
 from streams.derived import location_channel, user_channel
 from streams.settings import Secret, Settings
 from streams.web import json_response, problem
 
-__all__ = ["TOKEN_TTL_MS", "UserClaims", "capability_for", "install_realtime_token", "user_claims"]
+__all__ = [
+    "TOKEN_TTL_MS",
+    "UserClaims",
+    "capability_for",
+    "install_realtime_token",
+    "token_request",
+    "user_claims",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +61,17 @@ def capability_for(claims: UserClaims) -> dict[str, list[str]]:
     }
 
 
-def install_realtime_token(app: faust.App, settings: Settings) -> None:
-    class RealtimeToken(View):
-        async def post(self, request: Request) -> Response:
-            if settings.app_jwt_secret is None or settings.ably_api_key is None:
-                return problem(503, "realtime tokens need STREAMS_APP_JWT_SECRET and ABLY_API_KEY")
-            try:
-                claims = user_claims(
-                    request.headers.get("Authorization", ""), settings.app_jwt_secret
-                )
-            except jwt.InvalidTokenError as exc:
-                return problem(401, f"invalid app token: {exc}")
-            return json_response(await token_request(settings.ably_api_key, claims))
+def install_realtime_token(web_app: web.Application, settings: Settings) -> None:
+    async def realtime_token(request: web.Request) -> web.Response:
+        if settings.app_jwt_secret is None or settings.ably_api_key is None:
+            return problem(503, "realtime tokens need STREAMS_APP_JWT_SECRET and ABLY_API_KEY")
+        try:
+            claims = user_claims(request.headers.get("Authorization", ""), settings.app_jwt_secret)
+        except jwt.InvalidTokenError as exc:
+            return problem(401, f"invalid app token: {exc}")
+        return json_response(await token_request(settings.ably_api_key, claims))
 
-    app.page("/v1/realtime/token")(RealtimeToken)
+    web_app.router.add_post("/v1/realtime/token", realtime_token)
 
 
 async def token_request(api_key: Secret, claims: UserClaims) -> dict[str, Any]:

@@ -1,36 +1,63 @@
 """Which worker owns a location: the one assigned its partition of the raw topic.
 
 The raw topic is keyed by location id with Kafka's default partitioner (murmur2), so the owner of
-`partition_for(location)` holds every table row of that location.
+`partition_for(location)` holds every table row of that location. Who owns which partition, and
+which tables this worker can read, is the runtime's `Placement`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import aiohttp
+from aiohttp import web
 from aiokafka.partitioner import murmur2
-from faust.types import TP, AppT
-from faust.web import Request, Response
 from yarl import URL
 
 from streams.web import problem
 
 __all__ = [
     "ANSWERED_BY_HEADER",
+    "RETRY_AFTER_SECONDS",
     "VERSION_HEADER",
     "OwnerUnreachable",
+    "Placement",
     "forward",
-    "holds_standby",
-    "owner_url",
     "partition_for",
+    "retry_later",
 ]
 
 VERSION_HEADER = "Streams-Projection-Version"  # which version of a projection answered a query
 ANSWERED_BY_HEADER = "Streams-Answered-By"  # "standby": from a copy, the owner did not answer
-FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=10)
 RETRY_AFTER_SECONDS = 2
+
+# Headers of the owner's answer that the asking worker passes on; Retry-After so that a client
+# told to wait by the owner (its partition is being restored) is told so by the relay too.
+_RELAYED_HEADERS = (VERSION_HEADER, ANSWERED_BY_HEADER, "Retry-After")
+
+
+class Placement(Protocol):
+    """Where partitions live, as this worker knows it (the runtime implements it)."""
+
+    @property
+    def url(self) -> str:
+        """This worker's own base URL, e.g. "http://127.0.0.1:6066"."""
+        ...
+
+    @property
+    def partitions(self) -> int | None:
+        """The raw topic's partition count; None before the first assignment."""
+        ...
+
+    def owner_url(self, partition: int) -> str | None:
+        """The base URL of the worker that owns `partition`; None if unknown."""
+        ...
+
+    def tables(self, partition: int) -> Mapping[str, Mapping[Any, Any]] | None:
+        """This worker's readable copy of the partition's tables (owned or standby); None when
+        it holds none that is ready."""
+        ...
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -38,54 +65,42 @@ def partition_for(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
-def owner_url(app: AppT, topic: str, partition: int) -> str | None:
-    """The web URL of the worker that owns `partition` of `topic`, if known."""
-    for url, topics in app.router.external_topics_metadata().items():
-        if partition in topics.get(topic, ()):
-            return str(url)
-    return None
+def retry_later(reason: str) -> web.Response:
+    """503 with Retry-After: the answer exists, just not here yet (ownership moves shortly)."""
+    unavailable = problem(503, reason)
+    unavailable.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return unavailable
 
 
 class OwnerUnreachable(ConnectionError):
     """The worker a query was forwarded to does not answer (it died, and the group has not
     moved its partitions yet)."""
 
-    def answer(self) -> Response:
-        unavailable: Response = problem(
-            503, f"{self}; its partitions move to another worker shortly: retry"
-        )
-        unavailable.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return unavailable
+    def answer(self) -> web.Response:
+        return retry_later(f"{self}; its partitions move to another worker shortly: retry")
 
 
-async def forward(app: AppT, web: Any, url: str, request: Request) -> Response:
-    """Ask the owning worker and relay its answer; `OwnerUnreachable` when it does not answer."""
+async def forward(session: aiohttp.ClientSession, url: str, request: web.Request) -> web.Response:
+    """Ask the worker at base URL `url` the same query and relay its answer; `OwnerUnreachable`
+    when it does not answer within the session's timeout."""
     owner = URL(url)
-    target = (
-        request.url.with_scheme("http")
-        .with_host(owner.host or "127.0.0.1")
-        .with_port(owner.port or 80)
-    )
+    target = owner.join(request.rel_url)  # the same path and query string, on the owner
+    # Only what the owner needs to answer: the service token, and what the client accepts.
     headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "accept")}
     try:
-        async with app.http_client.get(
-            target, headers=headers, timeout=FORWARD_TIMEOUT
-        ) as response:
-            answer: Response = web.text(
-                await response.text(), content_type=response.content_type, status=response.status
+        async with session.get(target, headers=headers) as response:
+            answer = web.Response(
+                body=await response.read(),
+                status=response.status,
+                content_type=response.content_type,
+                charset=response.charset,
             )
-            if VERSION_HEADER in response.headers:
-                answer.headers[VERSION_HEADER] = response.headers[VERSION_HEADER]
+            for name in _RELAYED_HEADERS:
+                if name in response.headers:
+                    answer.headers[name] = response.headers[name]
             return answer
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise OwnerUnreachable(
             f"the worker that holds this location ({owner.host}:{owner.port}) does not answer "
             f"({type(exc).__name__})"
         ) from exc
-
-
-def holds_standby(app: AppT, changelogs: Iterable[str], partition: int) -> bool:
-    """Whether this worker keeps a standby copy of `partition` of every one of `changelogs`
-    (Faust's `table_standby_replicas`): it can answer for a dead owner until the partition moves."""
-    standbys = app.assignor.assigned_standbys()
-    return all(TP(topic, partition) in standbys for topic in changelogs)

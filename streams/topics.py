@@ -15,10 +15,8 @@ __all__ = [
     "DLQ",
     "PROJECTION_VERSIONS",
     "RAW_WEBHOOKS",
-    "REMINDER_TICKS",
     "TOPICS",
     "TopicSpec",
-    "ensure_changelogs",
     "ensure_configured_topics",
     "ensure_topics",
     "partition_ids",
@@ -60,14 +58,7 @@ PROJECTION_VERSIONS = TopicSpec(
     configs={"cleanup.policy": "compact"},
     partitions=1,
 )
-REMINDER_TICKS = TopicSpec(
-    "streams.reminder-ticks.v1",
-    key="none: each tick is sent to one partition",
-    # A tick only says "look at this partition's due reminders now"; old ticks are worthless.
-    # As many partitions as the raw topic, so Faust assigns tick partition p with raw partition p.
-    configs={"retention.ms": str(3600 * 1000), "cleanup.policy": "delete"},
-)
-TOPICS = (RAW_WEBHOOKS, DERIVED, DLQ, PROJECTION_VERSIONS, REMINDER_TICKS)
+TOPICS = (RAW_WEBHOOKS, DERIVED, DLQ, PROJECTION_VERSIONS)
 
 
 def raw_key(payload: dict[str, object]) -> bytes | None:
@@ -82,22 +73,6 @@ def raw_key(payload: dict[str, object]) -> bytes | None:
 async def ensure_topics(bootstrap: str, *, partitions: int, replication_factor: int) -> list[str]:
     """Create the project's topics that do not exist yet; return the names created."""
     return await _create_missing(bootstrap, TOPICS, partitions, replication_factor)
-
-
-async def ensure_changelogs(
-    bootstrap: str, names: Iterable[str], *, partitions: int, replication_factor: int
-) -> list[str]:
-    """Create the compacted changelog topics named that do not exist yet, as Faust would.
-
-    Faust creates a table's changelog when the worker starts, but the consumer's snapshot of the
-    topics' partition counts can still say 0 for it when the first record is folded, and Faust
-    then refuses the table write (`PartitionsMismatch`); with many tables on a fresh cluster that
-    outlasts the agents' retries and stops the worker. Created beforehand, they are known.
-    """
-    specs = [
-        TopicSpec(name, key="table key", configs={"cleanup.policy": "compact"}) for name in names
-    ]
-    return await _create_missing(bootstrap, specs, partitions, replication_factor)
 
 
 async def _create_missing(

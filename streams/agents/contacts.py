@@ -27,7 +27,7 @@ def handler(tables: Tables) -> Any:
             return []
         contact = contacts.update(tables, event) if event.type in contacts.CONTACT_TYPES else None
         new_lead = leads.update(tables, event) if event.type in leads.TYPES else None
-        if new_lead is None:
+        if new_lead is None or not event.live:
             return []
         day, location = new_lead
         body = event.body

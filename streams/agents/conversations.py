@@ -23,7 +23,7 @@ def handler(tables: Tables) -> Any:
 
     def handle(event: Event) -> list[dict[str, Any]]:
         change = unread.update(tables, event)
-        if change is None:
+        if change is None or not event.live:
             return []
         conversation_id, conversation, location = change
         location_id = conversation["location"]

@@ -29,7 +29,7 @@ def email_event_data(email: email_stats.EmailEvent, day: str, day_count: int) ->
 def handler(tables: Tables) -> Any:
     def handle(event: Event) -> list[dict[str, Any]]:
         counted = email_stats.update(tables, event)
-        if counted is None:
+        if counted is None or not event.live:
             return []
         email, day, day_count = counted
         return [

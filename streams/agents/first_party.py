@@ -34,7 +34,7 @@ def quote_viewed_data(quote: quotes.QuoteEvent, activity: quotes.QuoteActivity) 
 def handler(tables: Tables) -> Any:
     def handle(event: Event) -> list[dict[str, Any]]:
         result = quotes.update(tables, event)
-        if result is None:
+        if result is None or not event.live:
             return []
         quote, activity = result
         if quote.kind != quotes.VIEWED or quote.sales_rep_id is None:

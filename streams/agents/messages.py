@@ -25,6 +25,8 @@ def handler(tables: Tables) -> Any:
         if notified.get(message.seen_key) is not None:
             return []
         notified[message.seen_key] = True
+        if not event.live:
+            return []  # history notifies nobody: no need to build what is not sent
         data = messages.new_message_data(message)
         contact = contact_table.get(message.contact_id) if message.contact_id else None
         assignee = (contact or {}).get("assigned_to") or message.user_id

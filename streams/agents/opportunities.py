@@ -56,7 +56,7 @@ def project_won_data(opportunity: pipeline.Opportunity, change: pipeline.Change)
 def handler(tables: Tables) -> Any:
     def handle(event: Event) -> list[dict[str, Any]]:
         result = pipeline.update(tables, event)
-        if result is None:
+        if result is None or not event.live:
             return []
         opportunity, change = result
         out = []

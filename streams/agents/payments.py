@@ -48,7 +48,7 @@ def handler(tables: Tables) -> Any:
             _check_record(event)
             return []
         change = revenue.update(tables, event)
-        if change is None:
+        if change is None or not event.live:
             return []
         payment, recognised = change
         currency = recognised.currency

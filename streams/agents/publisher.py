@@ -1,11 +1,10 @@
 """The publisher: derived events from `streams.derived.v1` to Ably.
 
-It reads the topic with its own aiokafka consumer (group `streams-publisher`) and commits a
-batch's offsets only once the batch is delivered, so a worker that dies re-delivers at most its
-batch in flight (same ids: Ably drops the repeats). Why not a Faust agent: Faust's `stream.take`
-lost a run of derived events under a worker failover in the cluster test (they never reached the
-agent, and the partition's commit stopped at the gap), and the plain consumer is easier to
-reason about: fetch, deliver, commit.
+It reads the topic with its own aiokafka consumer (group `streams-publisher`, committed records
+only: a batch's derived events appear when its transaction commits) and commits a batch's offsets
+only once the batch is delivered, so a worker that dies re-delivers at most its batch in flight
+(same ids: Ably drops the repeats). A fetch returns as soon as events are there: nothing waits
+on a timer while a message is ready.
 
 Batches what the topic offers (one Ably batch publish per round), each message its own BatchSpec
 so its id de-duplicates on its own. Per-channel order is kept: a round carries at most one message
@@ -22,24 +21,20 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import faust
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from streams import metrics
 from streams.ably_sink import Sink
-from streams.agents.effects import is_marker
-from streams.agents.family import Topics
 from streams.codec import dumps, loads
-from streams.topics import DERIVED
+from streams.topics import DERIVED, DLQ
 
-__all__ = ["GROUP", "deliver", "install_publisher", "rounds", "supervised"]
+__all__ = ["GROUP", "deliver", "publisher", "rounds", "supervised"]
 
 log = logging.getLogger(__name__)
 
 GROUP = "streams-publisher"
 BATCH = 500
-BATCH_WITHIN = 0.02  # seconds: a little latency for much fewer requests
 MAX_BACKOFF = 30.0
 
 DeadLetter = Callable[[dict[str, Any], str], Awaitable[None]]
@@ -123,12 +118,7 @@ async def publish_forever(
         if not fetched:
             continue
         async with in_flight:
-            events = [
-                loads(r.value)
-                for records in fetched.values()
-                for r in records
-                if not is_marker(r.headers)  # the worker's commit markers: not for Ably
-            ]
+            events = [loads(r.value) for records in fetched.values() for r in records]
             await deliver(events, sink, dead_letter)
             offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items()}
             try:
@@ -160,36 +150,46 @@ async def supervised(
         backoff = min(backoff * 2, MAX_BACKOFF)
 
 
-def install_publisher(app: faust.App, topics: Topics, sink: Sink, bootstrap: str) -> None:
-    async def dead_letter(event: dict[str, Any], reason: str) -> None:
-        log.error("dead-lettering %s to %s: %s", event["name"], event["channel"], reason)
-        await topics.dead_letters.send(
-            key=event["channel"].encode(),
-            value=dumps(event),
-            headers=[("error", reason.encode()), ("source-topic", DERIVED.name.encode())],
-        )
-        metrics.count("streams_dead_letters_total", family="publisher")
+def publisher(sink: Sink, bootstrap: str) -> Callable[[], Awaitable[None]]:
+    """The publisher as a service of the worker: runs until cancelled."""
 
     async def run() -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True
+        )
+
+        async def dead_letter(event: dict[str, Any], reason: str) -> None:
+            log.error("dead-lettering %s to %s: %s", event["name"], event["channel"], reason)
+            await producer.send_and_wait(
+                DLQ.name,
+                key=event["channel"].encode(),
+                value=dumps(event),
+                headers=[("error", reason.encode()), ("source-topic", DERIVED.name.encode())],
+            )
+            metrics.count("streams_dead_letters_total", family="publisher")
+
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=GROUP,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level="read_committed",
             max_partition_fetch_bytes=1 << 20,
         )
         in_flight = asyncio.Lock()
         consumer.subscribe([DERIVED.name], listener=_FinishBatchFirst(in_flight))
         await consumer.start()
         try:
+            await producer.start()
             await publish_forever(consumer, sink, dead_letter, in_flight)
         finally:
             await consumer.stop()
+            await producer.stop()
 
-    async def publisher() -> None:
+    async def serve() -> None:
         try:
             await supervised(run)
         finally:
             await sink.close()
 
-    app.task(publisher)
+    return serve

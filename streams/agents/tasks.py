@@ -29,7 +29,7 @@ def task_assigned_data(task: tasks.Task) -> dict[str, Any]:
 def handler(tables: Tables) -> Any:
     def handle(event: Event) -> list[dict[str, Any]]:
         change = tasks.update(tables, event)
-        if change is None or change.assigned is None:
+        if change is None or change.assigned is None or not event.live:
             return []
         return [
             derived_event(

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import cast
 
-import faust
-from aiohttp import web as aiohttp_web
-from faust.web import Request, Response, View
+from aiohttp import web
 
 from streams.codec import loads_object
 from streams.events import BadRecord, Event
@@ -28,17 +25,16 @@ __all__ = ["Handler", "ingress_handlers", "install_ingress"]
 log = logging.getLogger(__name__)
 
 
-# Faust types its responses abstractly; at run time they are aiohttp's (`streams.web`).
-Handler = Callable[[aiohttp_web.Request], Awaitable[Response]]
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def ingress_handlers(settings: Settings, raw_log: RawLog) -> dict[str, Handler]:
-    """The ingress endpoints by path, as plain aiohttp handlers: the worker serves them through
-    Faust's web server (`install_ingress`), `streams ingress` on its own (`streams.ingress.server`)."""
+    """The ingress endpoints by path, as plain aiohttp handlers: the worker serves them beside
+    its other endpoints (`install_ingress`), `streams ingress` on its own (`streams.ingress.server`)."""
     verifier = Verifier.from_pem(settings.ghl_ed25519_public_key, settings.ghl_rsa_public_key)
     limit = settings.webhook_max_bytes
 
-    async def webhook(request: aiohttp_web.Request) -> Response:
+    async def webhook(request: web.Request) -> web.Response:
         body = await _read_limited(request, limit)
         if body is None:
             return problem(413, f"body is larger than {limit} bytes")
@@ -48,7 +44,7 @@ def ingress_handlers(settings: Settings, raw_log: RawLog) -> dict[str, Handler]:
             return problem(401, str(exc))
         return await _append(raw_log, body, source="live", signature=scheme)
 
-    async def first_party_event(request: aiohttp_web.Request) -> Response:
+    async def first_party_event(request: web.Request) -> web.Response:
         if not authorized(request, settings.api_token):
             return problem(401, "a valid bearer token is required")
         body = await _read_limited(request, limit)
@@ -59,23 +55,14 @@ def ingress_handlers(settings: Settings, raw_log: RawLog) -> dict[str, Handler]:
     return {"/webhooks/ghl": webhook, "/v1/events": first_party_event}
 
 
-def install_ingress(app: faust.App, settings: Settings, raw_log: RawLog) -> None:
+def install_ingress(web_app: web.Application, settings: Settings, raw_log: RawLog) -> None:
     for path, handle in ingress_handlers(settings, raw_log).items():
-        app.page(path, name=path)(_view(handle))
-
-
-def _view(handle: Handler) -> type[View]:
-    class Ingress(View):
-        async def post(self, request: Request) -> Response:
-            # Faust's aiohttp driver passes aiohttp's request and serves aiohttp's response.
-            return await handle(cast(aiohttp_web.Request, request))
-
-    return Ingress
+        web_app.router.add_post(path, handle)
 
 
 async def _append(
     raw_log: RawLog, body: bytes, *, source: str, signature: str, first_party: bool = False
-) -> Response:
+) -> web.Response:
     try:
         payload = loads_object(body)
     except ValueError as exc:
@@ -109,7 +96,7 @@ def _first_party_problem(payload: dict[str, object]) -> str | None:
     return None
 
 
-async def _read_limited(request: aiohttp_web.Request, limit: int) -> bytes | None:
+async def _read_limited(request: web.Request, limit: int) -> bytes | None:
     """The request body, or None when it is over `limit` bytes (nothing more is read)."""
     if request.content_length is not None and request.content_length > limit:
         return None

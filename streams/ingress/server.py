@@ -11,10 +11,8 @@ answers 200 while the process serves.
 from __future__ import annotations
 
 import logging
-from typing import cast
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from streams.ingress.http import ingress_handlers
 from streams.ingress.raw_log import RawLog
@@ -29,10 +27,10 @@ log = logging.getLogger(__name__)
 def ingress_app(settings: Settings, raw_log: RawLog) -> web.Application:
     app = web.Application()
     for path, handle in ingress_handlers(settings, raw_log).items():
-        app.router.add_post(path, cast(Handler, handle))
+        app.router.add_post(path, handle)
 
-    async def healthz(request: web.Request) -> web.StreamResponse:
-        return cast(web.StreamResponse, json_response({"status": "ok"}))
+    async def healthz(request: web.Request) -> web.Response:
+        return json_response({"status": "ok"})
 
     app.router.add_get("/healthz", healthz)
 

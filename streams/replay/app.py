@@ -1,103 +1,64 @@
 """A replay worker: version N of one projection, folded from offset 0 of the raw log.
 
-Its own Faust app (`streams-{projection}-v{N}`: consumer group, changelog topics, data directory),
-one agent applying the projection's folds to every record it reads, and the projection's query
-view. It never writes derived events or dead letters: a record the folds cannot use was
-dead-lettered by the live worker already (or will be, for a projection added later, only by
-replays: it is logged and counted in `streams_replay_bad_records_total`).
+The same loop as the live worker (`streams.runtime`), with its own consumer group, changelog and
+data directory (`streams-{projection}-v{N}`), the projection's folds as its only families, and no
+output: a record the folds cannot use was dead-lettered by the live worker already (or, for a
+projection added later, is logged and counted in `streams_replay_bad_records_total`). Its web
+server answers the projection's queries, and 503 for a partition it has not restored yet.
 """
 
 from __future__ import annotations
 
-import logging
-from functools import partial
 from pathlib import Path
 
-import faust
+from aiohttp import web
 
-from streams import metrics
-from streams.agents.family import CONTENT_ERRORS, bytes_topic, headers_and_type, with_retries
+from streams.agents.family import projection_families
 from streams.api import QUERIES, install_api
-from streams.dlq import redriven_for
-from streams.events import Event
-from streams.faust_config import new_faust_app
 from streams.replay.versions import unit_id
+from streams.runtime.changelog import changelog_topic
+from streams.runtime.loop import Loop
+from streams.runtime.ownership import Placement
+from streams.runtime.task import TaskConfig
 from streams.settings import Settings
-from streams.tables.projection import Projection, Tables
-from streams.tables.registry import create_tables
-from streams.topics import RAW_WEBHOOKS
+from streams.tables.projection import Projection
+from streams.topics import DERIVED, DLQ, RAW_WEBHOOKS
 from streams.web import install_health
+from streams.worker import Worker, worker_url
 
-__all__ = ["create_replay_app", "replay_dir"]
-
-log = logging.getLogger(__name__)
-
-REPLAY_LINGER = 0.05
+__all__ = ["create_replay_worker", "replay_dir"]
 
 
 def replay_dir(settings: Settings, name: str, version: int) -> Path:
     return settings.data_dir / "replay" / unit_id(name, version)
 
 
-def create_replay_app(
+def create_replay_worker(
     settings: Settings, bootstrap: str, projection: Projection, version: int, web_port: int
-) -> faust.App:
-    datadir = replay_dir(settings, projection.name, version)
-    datadir.mkdir(parents=True, exist_ok=True)
-    app = new_faust_app(
-        settings,
-        bootstrap,
-        unit_id(projection.name, version),
-        datadir=datadir,
-        web_port=web_port,
-        # Nobody waits on a replay's changelog writes: batch them (measured: about twice the
-        # records per second of no linger, on a quiet machine).
-        linger=REPLAY_LINGER,
+) -> Worker:
+    group = unit_id(projection.name, version)
+    placement = Placement(worker_url(settings, web_port))
+    config = TaskConfig(
+        bootstrap=bootstrap,
+        group=group,
+        source_topic=RAW_WEBHOOKS.name,
+        changelog_topic=changelog_topic(group),
+        derived_topic=DERIVED.name,  # never written: a replay emits nothing
+        dead_letter_topic=DLQ.name,
+        data_dir=replay_dir(settings, projection.name, version),
+        tables=projection.tables,
+        families=projection_families(projection.folds),
+        live=False,
+        label=f"{projection.name} v{version}",
     )
-    tables = create_tables(app, projection.tables, settings.partitions)
-    install_replay_agent(app, projection, version, tables)
-    install_health(app)
+    loop = Loop(config, placement, replication_factor=settings.replication_factor)
+    app = web.Application()
+    install_health(app, loop.status)
     install_api(
-        app, settings, tables, kinds=[k for k in QUERIES if k == projection.name], version=version
+        app,
+        settings,
+        placement,
+        kinds=[k for k in QUERIES if k == projection.name],
+        version=version,
     )
-    return app
-
-
-def install_replay_agent(
-    app: faust.App, projection: Projection, version: int, tables: Tables
-) -> None:
-    wanted = projection.types
-
-    async def replay(stream: faust.StreamT) -> None:
-        async for record in stream.events():
-            message = record.message
-            headers, kind = headers_and_type(message)
-            if kind not in wanted:
-                continue
-            try:
-                event = Event.from_record(message.value, headers, message.partition, message.offset)
-                await with_retries(
-                    partial(projection.update, tables, redriven_for=redriven_for(headers)),
-                    event,
-                    f"replay {projection.name} v{version}",
-                )
-            except CONTENT_ERRORS as exc:
-                log.warning(
-                    "replay %s v%d: record %s:%s skipped: %s",
-                    projection.name,
-                    version,
-                    message.partition,
-                    message.offset,
-                    exc,
-                )
-                metrics.count(
-                    "streams_replay_bad_records_total",
-                    projection=projection.name,
-                    version=str(version),
-                )
-                continue
-            metrics.count(
-                "streams_replay_records_total", projection=projection.name, version=str(version)
-            )
-
-    app.agent(bytes_topic(app, RAW_WEBHOOKS.name), name=f"streams.replay.{projection.name}")(replay)
+    return Worker(loop, app, settings.web_host, web_port)

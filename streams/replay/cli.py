@@ -12,16 +12,16 @@ from collections.abc import Sequence
 from functools import partial
 
 from streams.broker import kafka_bootstrap
-from streams.faust_config import run_worker
 from streams.progress import Progress
-from streams.replay.app import create_replay_app
-from streams.replay.catchup import catch_up
-from streams.replay.changelog import changelog_topic, differences, read_table
+from streams.replay.app import create_replay_worker
+from streams.replay.changelog import differences
 from streams.replay.control import GroupLag, Position, read_versions, write_versions
 from streams.replay.versions import LIVE_GROUP, ReplayError, Versions, group_of, unit_id
+from streams.runtime.changelog import read_changelog
 from streams.settings import Settings
 from streams.tables.projection import Projection
 from streams.topics import ready_kafka
+from streams.worker import run_worker
 
 __all__ = ["add_commands", "caught_up"]
 
@@ -243,9 +243,10 @@ def _compare(catalog: dict[str, Projection], settings: Settings, args: argparse.
         bootstrap = await ready_kafka(settings)
         found: list[str] = []
         keys = 0
+        a_tables = await read_changelog(bootstrap, group_of(projection, args.a))
+        b_tables = await read_changelog(bootstrap, group_of(projection, args.b))
         for table in projection.tables:
-            a = await read_table(bootstrap, changelog_topic(group_of(projection, args.a), table))
-            b = await read_table(bootstrap, changelog_topic(group_of(projection, args.b), table))
+            a, b = a_tables.get(table, {}), b_tables.get(table, {})
             keys += len(a)
             found += differences(table, a, b)
         if found:
@@ -266,19 +267,6 @@ def _replay_worker(
     catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace
 ) -> int:
     projection, bootstrap = catalog[args.projection], kafka_bootstrap(settings)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    done = loop.run_until_complete(catch_up(settings, bootstrap, projection, args.version))
-    if done is not None:
-        log.info(
-            "replay %s v%d: caught up with %s records in %.1fs (%.0f/s; %d skipped, %d keys)",
-            projection.name,
-            args.version,
-            f"{done.records:,}",
-            done.seconds,
-            done.rate,
-            done.skipped,
-            done.keys,
-        )
-    app = create_replay_app(settings, bootstrap, projection, args.version, args.web_port)
-    return run_worker(app, loop)
+    return run_worker(
+        create_replay_worker(settings, bootstrap, projection, args.version, args.web_port)
+    )

@@ -10,7 +10,7 @@ from streams.tables.projection import Projection
 __all__ = ["LIVE_VERSION", "ReplayError", "Versions", "group_of", "unit_id"]
 
 LIVE_VERSION = 1
-LIVE_GROUP = "streams"  # the live worker's Faust app id and consumer group
+LIVE_GROUP = "streams"  # the live worker's consumer group
 
 
 class ReplayError(ValueError):
@@ -18,7 +18,7 @@ class ReplayError(ValueError):
 
 
 def unit_id(name: str, version: int) -> str:
-    """The Faust app id, consumer group and topic prefix of a replayed version."""
+    """The consumer group, changelog prefix and data directory name of a replayed version."""
     return f"streams-{name}-v{version}"
 
 

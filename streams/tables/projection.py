@@ -17,7 +17,8 @@ from streams.events import Event
 
 __all__ = ["Fold", "Projection", "Tables"]
 
-# Table name -> table: Faust tables in a worker, plain dicts in unit tests.
+# Table name -> table: a partition's tables in a worker (`streams.runtime.state`), plain dicts
+# in unit tests.
 Tables = Mapping[str, MutableMapping[Any, Any]]
 
 

@@ -1,15 +1,11 @@
 """The projections this build knows, and the live worker's tables, in one place.
 
 All tables are co-partitioned with the raw topic (keyed by location), hold JSON values, and
-live in the worker's RocksDB store with a compacted changelog topic.
+live in the worker's RocksDB store per partition with a compacted changelog topic
+(`streams.runtime`).
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
-
-import faust
-from faust.types import TableT
 
 from streams.tables import (
     appointments,
@@ -19,7 +15,6 @@ from streams.tables import (
     location_registry,
     messages,
     pipeline,
-    positions,
     quotes,
     reminders,
     revenue,
@@ -28,7 +23,7 @@ from streams.tables import (
 )
 from streams.tables.projection import Projection
 
-__all__ = ["LIVE_TABLES", "PROJECTIONS", "changelog_topic", "create_tables"]
+__all__ = ["LIVE_TABLES", "PROJECTIONS"]
 
 PROJECTIONS = (
     Projection("revenue", (revenue.FOLD,)),
@@ -45,15 +40,5 @@ PROJECTIONS = (
 LIVE_TABLES = (
     *dict.fromkeys(t for p in PROJECTIONS if p.live for t in p.tables),
     messages.NOTIFIED_MESSAGES,
-    positions.POSITIONS,
     reminders.REMINDERS,
 )
-
-
-def create_tables(app: faust.App, names: Iterable[str], partitions: int) -> dict[str, TableT]:
-    return {name: app.Table(name, default=None, partitions=partitions) for name in names}
-
-
-def changelog_topic(app_id: str, table: str) -> str:
-    """The changelog topic Faust gives `table` in the app `app_id`."""
-    return f"{app_id}-{table}-changelog"

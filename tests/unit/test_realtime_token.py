@@ -6,9 +6,16 @@ import time
 
 import jwt
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
-from streams.realtime_token import capability_for, token_request, user_claims
-from streams.settings import Secret
+from streams.realtime_token import (
+    capability_for,
+    install_realtime_token,
+    token_request,
+    user_claims,
+)
+from streams.settings import Secret, Settings
 
 SECRET = Secret("a-test-secret-of-at-least-32-bytes!!")
 
@@ -63,3 +70,44 @@ async def test_the_token_request_carries_exactly_the_capability() -> None:
     assert minted == {channel: sorted(ops) for channel, ops in capability_for(claims).items()}
     assert request["ttl"] <= 3600 * 1000 and request["mac"]
     assert "keysecret" not in json.dumps(request)
+
+
+def token_app(environ: dict[str, str]) -> web.Application:
+    web_app = web.Application()
+    install_realtime_token(web_app, Settings.from_env(environ))
+    return web_app
+
+
+CONFIGURED = {"STREAMS_APP_JWT_SECRET": SECRET.reveal(), "ABLY_API_KEY": "app.key:keysecret"}
+
+
+@pytest.mark.parametrize(
+    ("environ", "authorization", "status", "reason"),
+    [
+        ({}, bearer(valid_claims()), 503, "STREAMS_APP_JWT_SECRET and ABLY_API_KEY"),
+        (CONFIGURED, "", 401, "invalid app token"),
+        (
+            CONFIGURED,
+            bearer(valid_claims(), key="another-secret-of-at-least-32-bytes"),
+            401,
+            "invalid app token",
+        ),
+    ],
+)
+async def test_the_endpoint_refuses_with_the_reason(
+    environ: dict[str, str], authorization: str, status: int, reason: str
+) -> None:
+    async with TestClient(TestServer(token_app(environ))) as client:
+        response = await client.post("/v1/realtime/token", headers={"Authorization": authorization})
+        assert response.status == status
+        assert reason in (await response.json())["error"]
+
+
+async def test_the_endpoint_answers_a_token_request_for_the_user() -> None:
+    async with TestClient(TestServer(token_app(CONFIGURED))) as client:
+        response = await client.post(
+            "/v1/realtime/token", headers={"Authorization": bearer(valid_claims())}
+        )
+        assert response.status == 200
+        request = await response.json()
+        assert request["keyName"] == "app.key" and request["clientId"] == "userA"

@@ -17,4 +17,6 @@ def test_an_unreachable_owner_is_a_503_to_retry_with_the_reason() -> None:
     response = answer.answer()
     assert response.status == 503
     assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
-    assert b"10.0.0.2:6066" in response.body and b"retry" in response.body
+    body = response.body
+    assert isinstance(body, bytes)
+    assert b"10.0.0.2:6066" in body and b"retry" in body

@@ -7,7 +7,6 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from streams.ably_sink import Outcome
-from streams.agents.effects import MARKER_HEADER
 from streams.agents.publisher import batch_spec, deliver, publish_forever, rounds, supervised
 from streams.codec import dumps
 
@@ -98,11 +97,6 @@ class Record:
         self.headers = headers
 
 
-def marker(offset: int) -> Record:
-    """A worker's commit marker (see streams.agents.effects): not an event."""
-    return Record(offset, {"partition": 0, "set": [], "deleted": []}, ((MARKER_HEADER, b"0"),))
-
-
 class OneBatchConsumer:
     """Offers one fetch, then stops the loop; records commits and what was delivered by then."""
 
@@ -124,16 +118,15 @@ async def test_a_batch_is_committed_after_it_is_delivered_past_its_last_offset()
     sink = ScriptedSink([{"a": Outcome(False, True, "503")}])
     consumer = OneBatchConsumer(
         {
-            "p0": [Record(7, derived(1, "a")), Record(8, derived(2, "a")), marker(9)],
+            "p0": [Record(7, derived(1, "a")), Record(8, derived(2, "a"))],
             "p1": [Record(3, derived(3, "b"))],
         },
         sink,
     )
     with pytest.raises(asyncio.CancelledError):
         await publish_forever(consumer, sink, no_dead_letter, asyncio.Lock())  # type: ignore[arg-type]
-    # Three publishes (a retried, then the second round) happened before the one commit, past
-    # the marker, which is not published.
-    assert consumer.commits == [({"p0": 10, "p1": 4}, 3)]
+    # Three publishes (a retried, then the second round) happened before the one commit.
+    assert consumer.commits == [({"p0": 9, "p1": 4}, 3)]
     assert all(s["messages"]["id"].startswith("id") for call in sink.calls for s in call)
     assert [s["messages"]["id"] for s in sink.calls[-1]] == ["id2:0"]
 

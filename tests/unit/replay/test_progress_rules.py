@@ -27,8 +27,8 @@ def test_caught_up_means_no_further_behind_than_the_live_worker() -> None:
 
 
 def test_differences_name_the_table_key_and_both_values() -> None:
-    a = {b'"k1"': {"n": 1}, b'"k2"': 2}
-    b = {b'"k1"': {"n": 1}, b'"k2"': 3, b'"k3"': 4}
+    a = {"k1": {"n": 1}, "k2": 2}
+    b = {"k1": {"n": 1}, "k2": 3, "k3": 4}
     assert differences("t", a, a) == []
-    assert differences("t", a, b) == ['t["k2"]: 2 != 3', 't["k3"]: None != 4']
-    assert len(differences("t", {}, {bytes([i]): i for i in range(50)}, limit=10)) == 10
+    assert differences("t", a, b) == ["t[k2]: 2 != 3", "t[k3]: None != 4"]
+    assert len(differences("t", {}, {f"k{i}": i for i in range(50)}, limit=10)) == 10

@@ -1,15 +1,13 @@
-"""Each projection's `update` applies its pure folds to its own tables (dicts stand in for Faust
-tables), so a replay and the live worker compute the same state."""
+"""Each projection's `update` applies its pure folds to its own tables (dicts stand in for the
+runtime's tables), so a replay and the live worker compute the same state."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import faust
-
 from streams.tables import contacts, leads, revenue, unread
 from streams.tables.projection import Fold, Projection
-from streams.tables.registry import LIVE_TABLES, PROJECTIONS, changelog_topic
+from streams.tables.registry import LIVE_TABLES, PROJECTIONS
 from tests.unit.events import event, invoice
 
 
@@ -119,8 +117,3 @@ def test_a_projection_applies_only_the_folds_that_read_the_event_type() -> None:
     projection.update({}, event({"type": "X"}), redriven_for="fb")
     assert seen == ["b:X"]
 
-
-def test_changelog_names_are_the_ones_faust_gives_its_tables() -> None:
-    app = faust.App("streams", autodiscover=False)
-    table = app.Table("contacts", default=None, partitions=1)
-    assert table.changelog_topic_name == changelog_topic("streams", "contacts")

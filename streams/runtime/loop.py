@@ -1,0 +1,263 @@
+"""The loop of one group member: poll, fold, commit (Kafka Streams' `StreamThread`).
+
+Each round takes what has arrived (`getmany`, at most `max_records`, returning at once when
+records are ready: a lone record starts at once, a backlog moves in large batches), folds each
+partition's records in its task, and commits every partition that changed, concurrently, each in
+its own transaction. aiokafka keeps fetching in the background meanwhile. A tick (the
+reminders' clock) is folded into the round when it is due.
+
+Rebalances: a partition taken is paused until its task is open (fenced, restored, sought to the
+committed offset); a partition revoked waits for the round in flight, then its task closes.
+Failures: a task fenced (`PartitionLost`) is dropped; one whose commit failed for another
+reason (Kafka unreachable) is opened again from the committed offset, with patience; past it,
+or on an error that is not a record's content, the loop raises and the worker stops without
+committing anything more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from streams.runtime.changelog import reader
+from streams.runtime.ownership import Assignor, Placement
+from streams.runtime.standby import Standby
+from streams.runtime.store import Store
+from streams.runtime.task import Task, TaskConfig
+from streams.runtime.transaction import PartitionLost
+
+__all__ = ["MAX_RECORDS", "Loop", "StopWorker"]
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDS = 10_000  # records per round, all partitions together
+IDLE_MS = 100  # how long a round waits when nothing has arrived (records end the wait at once)
+PATIENCE = 300.0  # seconds a partition keeps trying to reach Kafka before the worker stops
+RETRY_PAUSE = 1.0
+
+# (a partition's tables, the partition, its position in the source) -> derived events
+Tick = Callable[[Any, int, int], Iterable[dict[str, Any]]]
+
+
+class StopWorker(RuntimeError):
+    """The worker must stop without committing (its supervisor restarts it)."""
+
+
+class Loop(ConsumerRebalanceListener):
+    def __init__(
+        self,
+        config: TaskConfig,
+        placement: Placement,
+        *,
+        replication_factor: int = 1,
+        standbys: int = 1,
+        tick: Tick | None = None,
+        tick_seconds: float = 1.0,
+        max_records: int = MAX_RECORDS,
+        patience: float = PATIENCE,
+        instance_id: str | None = None,
+    ) -> None:
+        """`instance_id`: a static group membership (KIP-345) that outlives the process: a worker
+        restarted with it takes its partitions back at once, with no rebalance; None for a
+        dynamic member, which leaves the group when it stops."""
+        self.config, self.placement = config, placement
+        self.replication_factor = replication_factor
+        self.tick, self.tick_seconds, self.max_records = tick, tick_seconds, max_records
+        self.patience, self.standbys, self.instance_id = patience, standbys, instance_id
+        self.tasks: dict[int, Task] = {}
+        self.assigned: set[int] = set()
+        self.joined = False
+        self.lock = asyncio.Lock()  # held by a round; a revocation waits for it
+        self.restoring = asyncio.Lock()
+        self.standby = Standby(config)
+        self.opening: dict[int, asyncio.Task[None]] = {}
+        self._next_tick = 0.0
+        placement.local = self.tables
+
+    # -- what the web side reads ------------------------------------------------------------
+
+    def tables(self, partition: int) -> Mapping[str, Any] | None:
+        task = self.tasks.get(partition)
+        if task is not None:
+            return task.committed_tables()
+        return self.standby.tables(partition)
+
+    def status(self) -> str:
+        if not self.joined:
+            return "starting"
+        return "ok" if self.assigned <= set(self.tasks) else "rebalancing"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Until cancelled; raises `StopWorker` when the worker must stop."""
+        # aiokafka's clients belong to the running event loop: made here, not in __init__.
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.config.bootstrap,
+            group_id=self.config.group,
+            group_instance_id=self.instance_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            partition_assignment_strategy=(
+                Assignor(self.placement, self.config.source_topic, self.standbys),
+            ),
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=32 * 1024 * 1024,
+        )
+        self.reader = reader(self.config.bootstrap)  # restores, one partition at a time
+        await self._ensure_changelog()
+        await self.reader.start()
+        self.consumer.subscribe([self.config.source_topic], listener=self)
+        await self.consumer.start()
+        standby = asyncio.ensure_future(self.standby.run())
+        try:
+            while True:
+                fetched = await self.consumer.getmany(
+                    timeout_ms=IDLE_MS, max_records=self.max_records
+                )
+                async with self.lock:
+                    await self._round(fetched)
+        finally:
+            standby.cancel()
+            await self._stop()
+
+    async def _round(self, fetched: Mapping[TopicPartition, list[Any]]) -> None:
+        for tp, records in fetched.items():
+            task = self.tasks.get(tp.partition)
+            if task is not None and records:
+                task.fold(records)
+        if self.tick is not None and time.monotonic() >= self._next_tick:
+            self._next_tick = time.monotonic() + self.tick_seconds
+            for task in self.tasks.values():
+                try:
+                    task.tick(self.tick)
+                except Exception:  # a tick carries nothing: the next one tries again
+                    log.exception("partition %d: tick failed", task.partition)
+        dirty = [t for t in self.tasks.values() if t.dirty]
+        if not dirty:
+            return
+        outcomes = await asyncio.gather(*(t.commit() for t in dirty), return_exceptions=True)
+        for task, outcome in zip(dirty, outcomes, strict=True):
+            if isinstance(outcome, PartitionLost):
+                log.warning("%s", outcome)
+                await self._drop(task.partition)
+            elif isinstance(outcome, KafkaError | TimeoutError | OSError):
+                log.warning(
+                    "partition %d: commit failed (%r); reopening it", task.partition, outcome
+                )
+                await self._drop(task.partition)
+                self._open_later(task.partition)
+            elif isinstance(outcome, BaseException):
+                raise StopWorker(f"partition {task.partition}: {outcome!r}") from outcome
+
+    async def _stop(self) -> None:
+        for opening in self.opening.values():
+            opening.cancel()
+        for p in list(self.tasks):
+            await self._drop(p)
+        await self.standby.stop()
+        await self.consumer.stop()
+        await self.reader.stop()
+
+    # -- rebalances (aiokafka calls these) -----------------------------------------------------
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        async with self.lock:
+            for tp in revoked:
+                opening = self.opening.pop(tp.partition, None)
+                if opening is not None:
+                    opening.cancel()
+                await self._drop(tp.partition)
+            self.assigned.clear()
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        partitions = {tp.partition for tp in assigned}
+        self.assigned = partitions
+        self.joined = True
+        for p in partitions:
+            self.consumer.pause(TopicPartition(self.config.source_topic, p))
+            self._open_later(p)
+        try:
+            await self.standby.follow(self.placement.my_standbys() - partitions)
+        except KafkaError as exc:  # standbys are a convenience: the next rebalance tries again
+            log.warning("standby copies not followed: %r", exc)
+        log.info(
+            "assigned partitions %s; standby copies of %s",
+            sorted(partitions),
+            sorted(self.placement.my_standbys() - partitions),
+        )
+
+    def _open_later(self, partition: int) -> None:
+        self.opening[partition] = asyncio.ensure_future(self._open(partition))
+
+    async def _open(self, partition: int) -> None:
+        tp = TopicPartition(self.config.source_topic, partition)
+        deadline = time.monotonic() + self.patience
+        while True:
+            await self.standby.release(partition)
+            task = Task(self.config, partition, Store(self.config.store_path(partition)))
+            try:
+                await task.fence()
+                async with self.restoring:
+                    await task.restore(self.reader)
+                committed = await self.consumer.committed(tp)
+                break
+            except (KafkaError, TimeoutError, OSError) as exc:
+                await task.close()
+                if time.monotonic() > deadline:
+                    raise StopWorker(f"partition {partition}: Kafka unreachable: {exc!r}") from exc
+                log.warning("partition %d: opening failed (%r); trying again", partition, exc)
+                await asyncio.sleep(RETRY_PAUSE)
+            except BaseException:
+                await task.close()
+                raise
+        if partition not in self.assigned:  # revoked meanwhile
+            await task.close()
+            return
+        if committed is None:
+            await self.consumer.seek_to_beginning(tp)
+        else:
+            self.consumer.seek(tp, committed)
+        task.position = committed or 0
+        self.tasks[partition] = task
+        self.opening.pop(partition, None)
+        self.consumer.resume(tp)
+        log.info("partition %d ready at offset %s", partition, committed or 0)
+
+    async def _drop(self, partition: int) -> None:
+        task = self.tasks.pop(partition, None)
+        if task is not None:
+            if task.source in self.consumer.assignment():
+                self.consumer.pause(task.source)  # until it is open again
+            await task.close()
+
+    async def _ensure_changelog(self) -> None:
+        """The group's changelog, compacted, with as many partitions as the source topic."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.config.bootstrap)
+        await admin.start()
+        try:
+            (source,) = await admin.describe_topics([self.config.source_topic])
+            count = len(source["partitions"])
+            if self.config.changelog_topic in await admin.list_topics():
+                return
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            self.config.changelog_topic,
+                            num_partitions=count,
+                            replication_factor=self.replication_factor,
+                            topic_configs={"cleanup.policy": "compact"},
+                        )
+                    ]
+                )
+        finally:
+            await admin.close()

@@ -1,0 +1,134 @@
+"""A partition's tables as the folds see them: the store, plus this batch's changes in memory.
+
+The folds read and write `Table`s (mutable mappings). A write goes to the batch's changes, not
+to RocksDB: at the end of the batch each changed key is sent once to the changelog, inside the
+batch's transaction, and written once to the store after that transaction committed
+(`streams.runtime.task`). A record whose fold fails is rolled back alone (`record`), so a bad
+record leaves no partial writes in its batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+
+from streams.codec import dumps
+from streams.runtime.store import Store, table_and_key, table_prefix
+
+__all__ = ["DELETED", "PartitionState", "Table"]
+
+DELETED = object()  # a deletion among the changes
+_ABSENT = object()  # in the undo log: the key had no change in the batch before the record
+
+
+class PartitionState:
+    def __init__(self, store: Store, tables: tuple[str, ...]) -> None:
+        self.store = store
+        self.changes: dict[bytes, Any] = {}  # store key -> value or DELETED
+        self._undo: dict[bytes, Any] | None = None
+        self.tables: Mapping[str, Table] = {name: Table(self, name) for name in tables}
+
+    def get(self, key: bytes) -> Any:
+        value = self.changes.get(key, _ABSENT)
+        if value is _ABSENT:
+            return self.store.get(key)
+        return None if value is DELETED else value
+
+    def put(self, key: bytes, value: Any) -> None:
+        if self._undo is not None and key not in self._undo:
+            self._undo[key] = self.changes.get(key, _ABSENT)
+        self.changes[key] = value
+
+    def begin_record(self) -> None:
+        """From here, remember how to undo each write (`rollback_record`)."""
+        self._undo = {}
+
+    def rollback_record(self) -> None:
+        """Undo the writes made since `begin_record`."""
+        for key, before in (self._undo or {}).items():
+            if before is _ABSENT:
+                self.changes.pop(key, None)
+            else:
+                self.changes[key] = before
+        self._undo = None
+
+    def end_record(self) -> None:
+        self._undo = None
+
+    @contextmanager
+    def record(self) -> Iterator[None]:
+        """Writes made inside are undone when it raises."""
+        self.begin_record()
+        try:
+            yield
+        except BaseException:
+            self.rollback_record()
+            raise
+        self.end_record()
+
+    def encoded_changes(self) -> list[tuple[bytes, bytes | None, Any]]:
+        """(key, encoded value or None for a deletion, value) of each changed key."""
+        return [
+            (key, None, None) if value is DELETED else (key, dumps(value), value)
+            for key, value in self.changes.items()
+        ]
+
+    def discard(self) -> None:
+        self.changes.clear()
+
+
+class Table(MutableMapping[Any, Any]):
+    """One table of one partition. Values are JSON; None is never stored (it reads as absent)."""
+
+    def __init__(self, state: PartitionState, name: str) -> None:
+        self._state = state
+        self.name = name
+        self._prefix = table_prefix(name)
+
+    def _key(self, key: Any) -> bytes:
+        return self._prefix + dumps(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:  # the folds' hot path
+        value = self._state.get(self._prefix + dumps(key))
+        return default if value is None else value
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self._state.get(self._key(key))
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._state.put(self._key(key), DELETED if value is None else value)
+
+    def __delitem__(self, key: Any) -> None:
+        self[key]  # KeyError when absent, as a mapping does
+        self._state.put(self._key(key), DELETED)
+
+    def pop(self, key: Any, default: Any = None) -> Any:
+        value = self.get(key)
+        if value is None:
+            return default
+        self._state.put(self._key(key), DELETED)
+        return value
+
+    def items(self) -> Iterator[tuple[Any, Any]]:  # type: ignore[override]
+        """The stored rows with the batch's changes over them."""
+        state, prefix = self._state, self._prefix
+        changed = {k: v for k, v in state.changes.items() if k.startswith(prefix)}
+        for key, value in state.store.items(self.name):
+            now = changed.pop(self._key(key), _ABSENT)
+            if now is _ABSENT:
+                yield key, value
+            elif now is not DELETED:
+                yield key, now
+        for raw, value in changed.items():
+            if value is not DELETED:
+                yield table_and_key(raw)[1], value
+
+    def __iter__(self) -> Iterator[Any]:
+        return (key for key, _ in self.items())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.items())

@@ -1,0 +1,114 @@
+"""A partition's state on disk: every table of one group, in one RocksDB, with its checkpoint.
+
+Kafka Streams keeps a `.checkpoint` file of changelog offsets beside each store; Quix Streams
+writes the offset into RocksDB in the same write batch as the state. This does the latter: the
+checkpoint (the changelog offset the state reflects, the next one to read) and the state change
+it covers land in one atomic `WriteBatch`, so whatever survives a crash is consistent, and a
+restart restores only the changelog's tail from there (`streams.runtime.changelog`).
+
+The write-ahead log is off: the changelog is the log. A crash that loses the last writes also
+loses their checkpoint, and the restore reads them again.
+
+Keys are `{table}\\x00{JSON key}` (the changelog's keys too), values JSON. Decoded values are
+cached (bounded): the folds are pure, they never change a value they read in place.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+
+from streams.codec import dumps, loads
+
+__all__ = ["CACHE_SIZE", "Store", "store_key", "table_and_key", "table_prefix"]
+
+CHECKPOINT = b"\x01checkpoint"  # sorts after every table's keys (table names are text)
+CACHE_SIZE = 50_000  # decoded values kept per partition
+
+
+def table_prefix(table: str) -> bytes:
+    """What every key of `table` starts with."""
+    return table.encode() + b"\x00"
+
+
+def store_key(table: str, key: Any) -> bytes:
+    return table_prefix(table) + dumps(key)
+
+
+def table_and_key(raw: bytes) -> tuple[str, Any]:
+    table, _, key = raw.partition(b"\x00")
+    return table.decode(), loads(key)
+
+
+class Store:
+    """One partition's tables. Not shared between processes: RocksDB locks its directory."""
+
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        self._db = Rdict(str(path), options)
+        self._write = WriteOptions()
+        # A property at run time; rocksdict's stub calls it a method.
+        self._write.disable_wal = True  # type: ignore[method-assign,assignment]
+        self._cache: dict[bytes, Any] = {}
+        raw = self._db.get(CHECKPOINT)
+        self.checkpoint: int | None = int(raw) if raw is not None else None
+
+    def get(self, key: bytes) -> Any:
+        """The decoded value under a `store_key`, None when absent."""
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        raw = self._db.get(key)
+        value = None if raw is None else loads(raw)
+        self._remember(key, value)
+        return value
+
+    def items(self, table: str) -> Iterator[tuple[Any, Any]]:
+        """(key, value) of every row of `table`, in key order."""
+        prefix = table_prefix(table)
+        rows: Iterator[tuple[bytes, bytes]] = self._db.items(from_key=prefix)  # type: ignore[assignment]  # raw mode: bytes
+        for raw, value in rows:
+            if not raw.startswith(prefix):
+                return
+            yield loads(raw[len(prefix) :]), loads(value)
+
+    def write(
+        self, changes: Iterable[tuple[bytes, bytes | None, Any]], checkpoint: int | None
+    ) -> None:
+        """Apply (key, encoded value or None for a deletion, decoded value) and move the
+        checkpoint, in one atomic write."""
+        batch = WriteBatch(raw_mode=True)
+        for key, raw, value in changes:
+            if raw is None:
+                batch.delete(key)
+            else:
+                batch.put(key, raw)
+            self._remember(key, value)
+        if checkpoint is not None:
+            batch.put(CHECKPOINT, str(checkpoint).encode())
+        self._db.write(batch, self._write)
+        self.checkpoint = checkpoint if checkpoint is not None else self.checkpoint
+
+    def _remember(self, key: bytes, value: Any) -> None:
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()  # cheaper than LRU bookkeeping on every read
+        self._cache[key] = value
+
+    def close(self) -> None:
+        """Flush to disk and release the directory."""
+        self._cache.clear()
+        self._db.flush()
+        self._db.close()
+
+    @staticmethod
+    def wipe(path: Path) -> None:
+        """Delete a store's files (its changelog restores it from the start)."""
+        shutil.rmtree(path, ignore_errors=True)

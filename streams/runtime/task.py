@@ -1,0 +1,142 @@
+"""A task: one owned input partition, with its store, its tables and its transactional producer
+(Kafka Streams' `StreamTask`).
+
+Taking a partition (`Task.open`), in this order:
+1. Start the partition's transactional producer: this fences the previous owner and ends its
+   open transaction, so the changelog and the committed offset stop moving.
+2. Restore the store from the changelog, from its checkpoint to the end (committed records).
+3. Read the group's committed offset afresh; the loop seeks there and resumes the partition.
+
+A batch (`fold`, then `commit`) folds its records into the state's in-memory changes, then
+commits them with its derived events, dead letters and consumed offset in one transaction, then
+writes the store once per changed key with the new checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams.agents.family import Family, Processor
+from streams.runtime.changelog import StaleCheckpoint, restore
+from streams.runtime.state import PartitionState
+from streams.runtime.store import Store
+from streams.runtime.transaction import Effects, Transaction
+
+__all__ = ["Task", "TaskConfig"]
+
+log = logging.getLogger(__name__)
+
+
+class TaskConfig:
+    """What every task of a loop shares."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        group: str,
+        source_topic: str,
+        changelog_topic: str,
+        derived_topic: str,
+        dead_letter_topic: str,
+        data_dir: Path,
+        tables: Sequence[str],
+        families: Sequence[Family],
+        live: bool,
+        label: str,
+    ) -> None:
+        self.bootstrap, self.group = bootstrap, group
+        self.source_topic, self.changelog_topic = source_topic, changelog_topic
+        self.derived_topic, self.dead_letter_topic = derived_topic, dead_letter_topic
+        self.data_dir, self.tables, self.families = data_dir, tuple(tables), list(families)
+        self.live, self.label = live, label
+
+    def store_path(self, partition: int) -> Path:
+        return self.data_dir / f"partition-{partition}"
+
+
+class Task:
+    def __init__(self, config: TaskConfig, partition: int, store: Store) -> None:
+        self.config, self.partition = config, partition
+        self.source = TopicPartition(config.source_topic, partition)
+        self.changelog = TopicPartition(config.changelog_topic, partition)
+        self.store = store
+        self.state = PartitionState(store, config.tables)
+        self.processor = Processor(
+            config.families, self.state, live=config.live, label=config.label
+        )
+        self.transaction = Transaction(
+            config.bootstrap,
+            config.group,
+            self.source,
+            self.changelog,
+            config.derived_topic,
+            config.dead_letter_topic,
+        )
+        self.effects = Effects()
+        self.next_offset: int | None = None  # after the last record folded, not yet committed
+        self.position = 0  # the next offset of the source partition to fold
+
+    async def fence(self) -> None:
+        """Step 1 of taking the partition: start its transactional producer."""
+        await self.transaction.start()
+
+    async def restore(self, reader: AIOKafkaConsumer) -> None:
+        """Step 2: the store up to the end of its changelog (from scratch when its checkpoint is
+        not in the changelog: the topic was recreated)."""
+        try:
+            await restore(reader, self.store, self.changelog)
+        except StaleCheckpoint:
+            path = self.store.path
+            self.store.close()
+            Store.wipe(path)
+            self.store = Store(path)
+            self.state = PartitionState(self.store, self.config.tables)
+            self.processor = Processor(
+                self.config.families, self.state, live=self.config.live, label=self.config.label
+            )
+            await restore(reader, self.store, self.changelog)
+
+    def committed_tables(self) -> Any:
+        """The tables as committed (what queries read): the store without the batch's changes."""
+        return PartitionState(self.store, self.config.tables).tables
+
+    def fold(self, records: Sequence[Any]) -> None:
+        self.processor.process(records, self.effects)
+        self.next_offset = self.position = records[-1].offset + 1
+
+    def tick(self, fire: Callable[[Any, int, int], Iterable[dict[str, Any]]]) -> None:
+        """Fold something that is not a record (the reminders' clock) into the batch."""
+        with self.state.record():
+            self.effects.derived.extend(fire(self.state.tables, self.partition, self.position))
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.state.changes or self.effects or self.next_offset is not None)
+
+    async def commit(self) -> None:
+        """Commit the batch (see `streams.runtime.transaction`); then write the store."""
+        if not self.dirty:
+            return
+        changes = self.state.encoded_changes()
+        checkpoint = await self.transaction.commit(changes, self.effects, self.next_offset)
+        self.store.write(changes, checkpoint)
+        self.state.discard()
+        self.effects = Effects()
+        self.next_offset = None
+
+    def discard(self) -> None:
+        """Forget an uncommitted batch (its records are read again from the committed offset)."""
+        self.state.discard()
+        self.effects = Effects()
+        self.next_offset = None
+
+    async def close(self) -> None:
+        self.discard()
+        await self.transaction.stop()
+        self.store.close()

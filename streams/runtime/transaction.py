@@ -1,0 +1,181 @@
+"""Exactly once per batch: one transactional producer per owned input partition.
+
+aiokafka 0.14 sends no consumer-group metadata with its transactional offset commits (no
+KIP-447), so a producer shared by a worker would not be fenced when a rebalance moves a
+partition away. So, as Kafka Streams did before KIP-447 and as Faust does, each input partition
+has its own transactional id, `{group}-{topic}-{partition}`: whoever takes the partition starts
+a producer with that id, which fences the previous owner (its next transaction fails with
+`ProducerFenced`) and ends its open transaction. A worker that lost a partition (a rebalance, a
+pause long enough to leave the group, a kill) can never write for it again.
+
+`Transaction.commit` makes a batch's effects visible together or not at all:
+1. Begin a transaction.
+2. Append the batch's changelog records (each changed key once) to changelog partition p.
+3. Append its derived events and dead letters.
+4. Add the consumed offsets of input partition p for the group.
+5. Commit. Only then does the caller write its store (`streams.runtime.task`), with the
+   changelog offset this commit reached as its checkpoint.
+Readers of the changelog and the derived topic read committed records only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaError,
+    ProducerFenced,
+    TransactionalIdAuthorizationFailed,
+)
+from aiokafka.structs import OffsetAndMetadata
+
+from streams.codec import dumps
+
+__all__ = ["MAX_BATCH_BYTES", "Effects", "PartitionLost", "Transaction", "transactional_id"]
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_BYTES = 1_000_000  # one record batch, under the broker's default max.message.bytes
+TRANSACTION_TIMEOUT_MS = 60_000  # an open transaction of a dead worker is aborted after this
+FENCED = (ProducerFenced, InvalidProducerEpoch, TransactionalIdAuthorizationFailed)
+
+
+class PartitionLost(Exception):
+    """Another worker took the partition (this one was fenced): drop it, write nothing more."""
+
+
+def transactional_id(group: str, topic: str, partition: int) -> str:
+    return f"{group}-{topic}-{partition}"
+
+
+@dataclass
+class Effects:
+    """What a batch of one partition sends besides its changelog: derived events (key: the
+    channel) and dead letters (key, value, headers)."""
+
+    derived: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = field(
+        default_factory=list
+    )
+
+    def __bool__(self) -> bool:
+        return bool(self.derived or self.dead_letters)
+
+
+class Transaction:
+    """The producer of one input partition's commits."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        group: str,
+        source: TopicPartition,
+        changelog: TopicPartition,
+        derived_topic: str,
+        dead_letter_topic: str,
+    ) -> None:
+        self.group, self.source, self.changelog = group, source, changelog
+        self.derived_topic, self.dead_letter_topic = derived_topic, dead_letter_topic
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            transactional_id=transactional_id(group, source.topic, source.partition),
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=0,
+            max_batch_size=MAX_BATCH_BYTES,
+            max_request_size=MAX_BATCH_BYTES + 65_536,
+        )
+
+    async def start(self) -> None:
+        """Register the transactional id: fences the previous owner, ends its transaction."""
+        try:
+            await self.producer.start()
+        except BaseException:
+            await self.producer.stop()
+            raise
+
+    async def stop(self) -> None:
+        try:
+            await self.producer.stop()
+        except KafkaError as exc:  # a fenced or failed producer: nothing left to flush
+            log.debug("%s: producer stopped with %r", self.source, exc)
+
+    async def commit(
+        self,
+        changes: Iterable[tuple[bytes, bytes | None, Any]],
+        effects: Effects,
+        next_offset: int | None,
+    ) -> int | None:
+        """Commit a batch (see the module docstring); the changelog offset after it (None when
+        it wrote no changelog record). Raises `PartitionLost` when fenced."""
+        producer = self.producer
+        try:
+            # Step 1
+            await producer.begin_transaction()
+            try:
+                # Step 2
+                sent = await self._append_changelog(changes)
+                # Step 3
+                pending = [
+                    await producer.send(
+                        self.derived_topic, key=event["channel"].encode(), value=dumps(event)
+                    )
+                    for event in effects.derived
+                ]
+                pending += [
+                    await producer.send(self.dead_letter_topic, key=k, value=v, headers=h)
+                    for k, v, h in effects.dead_letters
+                ]
+                # Step 4
+                if next_offset is not None:
+                    await producer.send_offsets_to_transaction(
+                        {self.source: OffsetAndMetadata(next_offset, "")}, self.group
+                    )
+                metadata = await asyncio.gather(*(f for f, _ in sent), *pending)
+                # Step 5
+                await producer.commit_transaction()
+            except BaseException:
+                await self._abort()
+                raise
+        except FENCED as exc:
+            raise PartitionLost(f"{self.source}: another worker owns it now ({exc!r})") from exc
+        if not sent:
+            return None
+        # The offset after the last changelog record: its batch's base offset plus its records.
+        return int(metadata[len(sent) - 1].offset) + sent[-1][1]
+
+    async def _append_changelog(
+        self, changes: Iterable[tuple[bytes, bytes | None, Any]]
+    ) -> list[tuple[Any, int]]:
+        """Send the changes as few record batches as fit: (delivery future, records) of each."""
+        producer, sent = self.producer, []
+        batch, count = producer.create_batch(), 0
+        for key, raw, _ in changes:
+            if batch.append(key=key, value=raw, timestamp=None) is None:
+                sent.append((await self._send(batch), count))
+                batch, count = producer.create_batch(), 0
+                if batch.append(key=key, value=raw, timestamp=None) is None:
+                    raise ValueError(f"a state of {len(raw or b'')} bytes does not fit a batch")
+            count += 1
+        if count:
+            sent.append((await self._send(batch), count))
+        return sent
+
+    async def _send(self, batch: Any) -> Any:
+        batch.close()
+        return await self.producer.send_batch(
+            batch, self.changelog.topic, partition=self.changelog.partition
+        )
+
+    async def _abort(self) -> None:
+        try:
+            await self.producer.abort_transaction()
+        except Exception as exc:  # the producer is unusable; its owner replaces it
+            log.warning("%s: abort failed (%r)", self.source, exc)

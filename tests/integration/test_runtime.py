@@ -1,0 +1,251 @@
+"""The runtime against a real broker: fencing, restoring from a checkpoint, and exactly once
+through twenty SIGKILLs and a paused worker that comes back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streams.codec import dumps
+from streams.runtime.changelog import read_changelog, reader, restore
+from streams.runtime.store import Store, store_key
+from streams.runtime.transaction import Effects, PartitionLost, Transaction
+from streams.topics import ensure_topics
+from tests.integration.processes import Worker, free_port, start_worker, wait_for
+from tests.integration.services import TEST_PARTITIONS, AblyServer
+from tests.integration.test_faults import projections_match, seen_by_subscribers
+from tests.integration.webhooks import (
+    Delivery,
+    ably_messages,
+    deliver,
+    derived_records,
+    webhook_env,
+)
+from tests.traffic import expected, generate, location_notifications
+
+
+async def fresh_group(kafka: str) -> tuple[str, str, str]:
+    """A group name, its source topic and its changelog topic (one partition each)."""
+    group = f"rt-{uuid.uuid4().hex[:8]}"
+    source, changelog = f"{group}-source", f"{group}-changelog"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(source, 1, 1),
+                NewTopic(changelog, 1, 1, topic_configs={"cleanup.policy": "compact"}),
+                NewTopic(f"{group}-derived", 1, 1),
+            ]
+        )
+    finally:
+        await admin.close()
+    return group, source, changelog
+
+
+def transaction(kafka: str, group: str, source: str, changelog: str) -> Transaction:
+    return Transaction(
+        kafka,
+        group,
+        TopicPartition(source, 0),
+        TopicPartition(changelog, 0),
+        f"{group}-derived",
+        f"{group}-derived",
+    )
+
+
+def change(key: str, value: object) -> tuple[bytes, bytes, object]:
+    return store_key("t", key), dumps(value), value
+
+
+async def committed_offset(kafka: str, group: str, source: str) -> int | None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return await consumer.committed(TopicPartition(source, 0))
+    finally:
+        await consumer.stop()
+
+
+async def test_a_fenced_owner_can_never_commit_for_its_partition(kafka_bootstrap: str) -> None:
+    group, source, changelog = await fresh_group(kafka_bootstrap)
+    old = transaction(kafka_bootstrap, group, source, changelog)
+    await old.start()
+    assert await old.commit([change("a", 1)], Effects(), 5) is not None
+    # A new owner takes the partition: its producer start fences the old one.
+    new = transaction(kafka_bootstrap, group, source, changelog)
+    await new.start()
+    try:
+        with pytest.raises(PartitionLost):
+            await old.commit(
+                [change("a", 666), change("zombie", 1)],
+                Effects(derived=[{"channel": "c", "id": "zombie"}]),
+                99,
+            )
+        await new.commit([change("b", 2)], Effects(), 7)
+    finally:
+        await old.stop()
+        await new.stop()
+    # Nothing of the fenced batch is visible: not its state, not its offsets.
+    tables = await read_changelog(kafka_bootstrap, group)
+    assert tables == {"t": {"a": 1, "b": 2}}
+    assert await committed_offset(kafka_bootstrap, group, source) == 7
+
+
+async def test_a_batch_left_open_by_a_dead_owner_is_never_visible(kafka_bootstrap: str) -> None:
+    group, source, changelog = await fresh_group(kafka_bootstrap)
+    dead = transaction(kafka_bootstrap, group, source, changelog)
+    await dead.start()
+    await dead.producer.begin_transaction()
+    await (await dead.producer.send(changelog, key=store_key("t", "x"), value=b"1", partition=0))
+    # It dies here, its transaction open; the successor's start ends that transaction.
+    successor = transaction(kafka_bootstrap, group, source, changelog)
+    await successor.start()
+    try:
+        await successor.commit([change("y", 2)], Effects(), 3)
+    finally:
+        await successor.stop()
+        await dead.stop()
+    assert await read_changelog(kafka_bootstrap, group) == {"t": {"y": 2}}
+
+
+async def test_a_store_restores_only_the_changelog_tail_after_its_checkpoint(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    group, source, changelog = await fresh_group(kafka_bootstrap)
+    owner = transaction(kafka_bootstrap, group, source, changelog)
+    await owner.start()
+    store = Store(tmp_path / "p0")
+    try:
+        changes = [change(f"k{n}", n) for n in range(100)]
+        store.write(changes, await owner.commit(changes, Effects(), 1))
+        store.close()
+        # Another worker carried on meanwhile: three more keys in the changelog.
+        await owner.commit(
+            [change("k1", "new"), change("k200", 200), change("k201", 201)], Effects(), 2
+        )
+    finally:
+        await owner.stop()
+    consumer = reader(kafka_bootstrap)
+    await consumer.start()
+    store = Store(tmp_path / "p0")
+    try:
+        read = await restore(consumer, store, TopicPartition(changelog, 0))
+        assert read == 3
+        assert store.get(store_key("t", "k1")) == "new"
+        assert store.get(store_key("t", "k99")) == 99
+        assert store.get(store_key("t", "k201")) == 201
+        assert await restore(consumer, store, TopicPartition(changelog, 0)) == 0
+    finally:
+        store.close()
+        await consumer.stop()
+
+
+def ingress_and_worker(env: dict[str, str], tmp_path: Path) -> tuple[Worker, int]:
+    ingress = start_worker(env, tmp_path / "ingress", command="ingress")
+    ingress.wait_healthy()
+    return ingress, free_port()
+
+
+async def test_twenty_kill_9s_over_a_live_stream_leave_every_answer_exact_and_every_event_once(
+    kafka_bootstrap: str, ably_server: AblyServer, tmp_path: Path
+) -> None:
+    run = f"r{uuid.uuid4().hex[:6]}"
+    bodies = generate(4000, locations=6, prefix=run, seed=17)
+    want, notifications = expected(bodies), location_notifications(bodies)
+    env = webhook_env(kafka_bootstrap, ably_server)
+    await ensure_topics(kafka_bootstrap, partitions=TEST_PARTITIONS, replication_factor=1)
+    ingress, port = ingress_and_worker(env, tmp_path)
+    data = tmp_path / "worker"
+    worker = start_worker(env, data, port=port)
+    kills = 0
+    try:
+        worker.wait_healthy()
+        delivery = Delivery()
+        sender = threading.Thread(
+            target=deliver,
+            args=(bodies, lambda: [ingress.url], delivery),
+            kwargs={"pause": 0.01},
+            daemon=True,
+        )
+        sender.start()
+        while kills < 20:
+            # Kill it at a different point of its work each time: just healthy, or a moment on.
+            wait_for(lambda: False, timeout=0.2 * (kills % 4))
+            worker.kill()
+            kills += 1
+            worker = start_worker(env, data, port=port)
+            worker.wait_healthy(timeout=120)
+        sender.join(timeout=600)
+        assert not sender.is_alive() and delivery.accepted == len(bodies), delivery
+        wrong = wait_for(lambda: not projections_match(worker, want), timeout=300)
+        assert wrong, projections_match(worker, want)
+        assert wait_for(
+            lambda: seen_by_subscribers(ably_server, run) == notifications, timeout=240
+        ), {
+            "missing": Counter(notifications) - seen_by_subscribers(ably_server, run),
+            "extra": seen_by_subscribers(ably_server, run) - Counter(notifications),
+        }
+        # Exactly once in the log itself, not only at Ably: no derived event committed twice.
+        emitted = await derived_records(kafka_bootstrap, run)
+        doubled = [i for i, n in Counter(e["id"] for e in emitted).items() if n > 1]
+        assert doubled == []
+        seen = ably_messages(ably_server, run)
+        assert {e["id"] for e in emitted} == {m["id"] for m in seen}
+    finally:
+        worker.stop()
+        ingress.stop()
+
+
+async def test_a_paused_worker_that_comes_back_writes_nothing_for_partitions_it_lost(
+    kafka_bootstrap: str, ably_server: AblyServer, tmp_path: Path
+) -> None:
+    run = f"z{uuid.uuid4().hex[:6]}"
+    bodies = generate(1500, locations=6, prefix=run, seed=23)
+    first, second = bodies[:700], bodies[700:]
+    want, notifications = expected(bodies), location_notifications(bodies)
+    env = webhook_env(kafka_bootstrap, ably_server)
+    await ensure_topics(kafka_bootstrap, partitions=TEST_PARTITIONS, replication_factor=1)
+    ingress, _ = ingress_and_worker(env, tmp_path)
+    workers = [start_worker(env, tmp_path / f"w{n}") for n in (1, 2)]
+    try:
+        for worker in workers:
+            worker.wait_healthy()
+        deliver(first, lambda: [ingress.url], pause=0.01)
+        # Worker 2 freezes (SIGSTOP) mid-stream; the group gives its partitions to worker 1.
+        sender = threading.Thread(
+            target=deliver,
+            args=(second, lambda: [ingress.url]),
+            kwargs={"pause": 0.01},
+            daemon=True,
+        )
+        sender.start()
+        os.kill(workers[1].process.pid, signal.SIGSTOP)
+        try:
+            sender.join(timeout=600)
+            assert wait_for(lambda: not projections_match(workers[0], want), timeout=180), (
+                projections_match(workers[0], want)
+            )
+        finally:
+            os.kill(workers[1].process.pid, signal.SIGCONT)  # it wakes up with stale batches
+        # It rejoins; whatever it had in flight was fenced. Everything is still exact, once.
+        workers[1].wait_healthy(timeout=120)
+        for worker in workers:
+            assert wait_for(lambda w=worker: not projections_match(w, want), timeout=180), (
+                projections_match(worker, want)
+            )
+        assert wait_for(lambda: seen_by_subscribers(ably_server, run) == notifications, timeout=180)
+        emitted = await derived_records(kafka_bootstrap, run)
+        assert [i for i, n in Counter(e["id"] for e in emitted).items() if n > 1] == []
+    finally:
+        for worker in workers:
+            worker.stop()
+        ingress.stop()

@@ -1,0 +1,159 @@
+"""`PartitionState` and `Table`: a batch's changes in memory over the store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.codec import dumps, loads
+from streams.runtime.state import PartitionState
+from streams.runtime.store import Store, store_key
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "p0")
+    s.write(
+        [
+            (store_key("t", "a"), dumps({"n": 1}), {"n": 1}),
+            (store_key("t", "b"), dumps({"n": 2}), {"n": 2}),
+            (store_key("t", "c"), dumps({"n": 3}), {"n": 3}),
+            (store_key("other", "a"), dumps("elsewhere"), "elsewhere"),
+        ],
+        1,
+    )
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def state(store: Store) -> PartitionState:
+    return PartitionState(store, ("t", "other"))
+
+
+class Boom(Exception):
+    pass
+
+
+def test_reads_see_the_batch_over_the_store(state: PartitionState, store: Store) -> None:
+    t = state.tables["t"]
+    assert t["a"] == {"n": 1}  # from the store
+    t["a"] = {"n": 10}
+    t["new"] = "fresh"
+    assert t["a"] == {"n": 10}
+    assert t.get("new") == "fresh"
+    assert store.get(store_key("t", "a")) == {"n": 1}  # the store is untouched until commit
+    assert state.tables["other"]["a"] == "elsewhere"
+
+
+def test_setting_none_records_a_deletion_that_reads_as_absent(state: PartitionState) -> None:
+    t = state.tables["t"]
+    t["a"] = None
+    assert t.get("a") is None
+    assert t.get("a", "dflt") == "dflt"
+    assert "a" not in t
+    with pytest.raises(KeyError):
+        t["a"]
+
+
+def test_pop_records_a_deletion_and_returns_the_value(state: PartitionState) -> None:
+    t = state.tables["t"]
+    assert t.pop("b") == {"n": 2}
+    assert t.get("b") is None
+    with pytest.raises(KeyError):
+        t["b"]
+    assert t.pop("b", "gone") == "gone"
+    assert t.pop("never") is None
+
+
+def test_del_of_a_missing_key_raises_and_of_a_present_one_deletes(state: PartitionState) -> None:
+    t = state.tables["t"]
+    with pytest.raises(KeyError):
+        del t["never"]
+    del t["c"]
+    assert "c" not in t
+
+
+def test_record_rolls_back_exactly_its_own_writes_when_it_raises(state: PartitionState) -> None:
+    t = state.tables["t"]
+    t["a"] = "batch value"  # changed before the record
+    t["b"] = "kept"  # changed before, untouched inside
+    with pytest.raises(Boom), state.record():
+        t["a"] = "record value"
+        t["a"] = "record value again"
+        t["new"] = "record only"
+        t.pop("c")
+        raise Boom
+    assert t["a"] == "batch value"
+    assert t["b"] == "kept"
+    assert "new" not in t
+    assert t["c"] == {"n": 3}  # from the store again
+    assert set(state.changes) == {store_key("t", "a"), store_key("t", "b")}
+
+
+def test_record_keeps_its_writes_when_it_does_not_raise(state: PartitionState) -> None:
+    t = state.tables["t"]
+    with state.record():
+        t["a"] = "one"
+        t["new"] = "two"
+        del t["c"]
+    assert (t["a"], t["new"], t.get("c")) == ("one", "two", None)
+    # and a later failing record does not undo the earlier, successful one
+    with pytest.raises(Boom), state.record():
+        t["a"] = "three"
+        raise Boom
+    assert t["a"] == "one"
+
+
+def test_items_merge_stored_rows_and_changes(state: PartitionState) -> None:
+    t = state.tables["t"]
+    t["a"] = "changed"
+    del t["b"]
+    t["z"] = "new"
+    assert dict(t.items()) == {"a": "changed", "c": {"n": 3}, "z": "new"}
+    assert sorted(t) == ["a", "c", "z"]
+    assert len(t) == 3
+    assert dict(state.tables["other"].items()) == {"a": "elsewhere"}
+
+
+def test_items_do_not_mix_a_table_whose_name_is_a_prefix(store: Store) -> None:
+    state = PartitionState(store, ("t", "tt"))
+    state.tables["tt"]["x"] = 1
+    state.tables["t"]["y"] = 2
+    assert dict(state.tables["tt"].items()) == {"x": 1}
+    assert dict(state.tables["t"].items()) == {"a": {"n": 1}, "b": {"n": 2}, "c": {"n": 3}, "y": 2}
+
+
+def test_encoded_changes_give_key_json_and_value(state: PartitionState) -> None:
+    t = state.tables["t"]
+    t["a"] = {"n": 11}
+    t["b"] = None
+    changes = {key: (raw, value) for key, raw, value in state.encoded_changes()}
+    assert changes.keys() == {store_key("t", "a"), store_key("t", "b")}
+    raw, value = changes[store_key("t", "a")]
+    assert raw is not None and loads(raw) == {"n": 11} and value == {"n": 11}
+    assert changes[store_key("t", "b")] == (None, None)
+
+
+def test_encoded_changes_written_to_the_store_read_back(
+    state: PartitionState, store: Store
+) -> None:
+    t = state.tables["t"]
+    t["a"] = "new a"
+    del t["b"]
+    store.write(state.encoded_changes(), 2)
+    state.discard()
+    assert dict(t.items()) == {"a": "new a", "c": {"n": 3}}
+
+
+def test_discard_forgets_the_changes(state: PartitionState) -> None:
+    t = state.tables["t"]
+    t["a"] = "x"
+    t["new"] = "y"
+    state.discard()
+    assert state.changes == {}
+    assert state.encoded_changes() == []
+    assert t["a"] == {"n": 1}
+    assert "new" not in t
