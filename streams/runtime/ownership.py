@@ -75,6 +75,7 @@ def plan(
             if p in partitions and p not in active and quota[member] > 0:
                 active[p] = member
                 quota[member] -= 1
+
     # Then its standby holder (its state is nearly restored), then anyone with room; the
     # partitions that have a standby holder first, so others do not take its room.
     def has_standby(p: int) -> bool:

@@ -116,4 +116,3 @@ def test_a_projection_applies_only_the_folds_that_read_the_event_type() -> None:
     seen.clear()
     projection.update({}, event({"type": "X"}), redriven_for="fb")
     assert seen == ["b:X"]
-
