@@ -22,6 +22,7 @@ from aiohttp import web
 from yarl import URL
 
 from streams import metrics, queries
+from streams.errors import StreamsError
 from streams.routing import (
     ANSWERED_BY_HEADER,
     VERSION_HEADER,
@@ -57,7 +58,7 @@ FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=10)
 _SESSION = web.AppKey("streams.api.forwarding_session", aiohttp.ClientSession)
 
 
-class NotServing(LookupError):
+class NotServing(StreamsError, LookupError):
     """No version of the projection can answer here yet; the message says why (503)."""
 
 

@@ -32,6 +32,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, AsyncMongoClient
 
 from streams.codec import dumps, loads_object
+from streams.errors import StreamsError
 from streams.ingress.raw_log import Incoming, RawLog
 from streams.progress import Progress
 from streams.topics import RAW_WEBHOOKS
@@ -55,7 +56,7 @@ class BackfillReport:
     unusable: int = 0
 
 
-class UnusableDocument(ValueError):
+class UnusableDocument(StreamsError, ValueError):
     pass
 
 

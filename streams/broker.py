@@ -25,6 +25,7 @@ from string import Template
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams.errors import StreamsError
 from streams.processes import die_with_parent
 from streams.settings import REPO_ROOT, Settings
 
@@ -34,7 +35,7 @@ TEMPLATE = REPO_ROOT / "infra" / "kafka" / "server.properties.template"
 STATE_FILE = "kafka.json"
 
 
-class BrokerError(RuntimeError):
+class BrokerError(StreamsError, RuntimeError):
     """The local broker could not be started; the message carries the tail of its log."""
 
 

@@ -18,10 +18,11 @@ from pathlib import Path
 from streams.api import QUERIES
 from streams.app import APP_ID, create_worker
 from streams.backfill import LegacyLayout, backfill
-from streams.broker import BrokerError, LocalKafka, kafka_bootstrap
+from streams.broker import LocalKafka, kafka_bootstrap
 from streams.dlq_cli import add_commands as add_dlq_commands
+from streams.errors import StreamsError
 from streams.ingest import ingest_file, wait_consumed
-from streams.ingress.raw_log import KafkaUnavailable, RawLog
+from streams.ingress.raw_log import RawLog
 from streams.ingress.server import run_ingress
 from streams.query_table import render_table
 from streams.replay.cli import add_commands as add_replay_commands
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None, catalog: Sequence[Projection] = PROJ
     try:
         settings = Settings.from_env()
         return int(args.command(settings, args) or 0)
-    except (BrokerError, KafkaUnavailable, TimeoutError, ValueError, OSError) as exc:
+    except (StreamsError, TimeoutError, ValueError, OSError) as exc:
         print(f"streams: {exc}", file=sys.stderr)
         return 1
 

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.codec import loads_object
+from streams.errors import StreamsError
 
 __all__ = [
     "SOURCES",
@@ -41,7 +42,7 @@ _INVOICE_TYPES = {
 }
 
 
-class BadRecord(ValueError):
+class BadRecord(StreamsError, ValueError):
     """A record no projection can use; the message is the reason that goes to the dead letters."""
 
 
@@ -81,14 +82,19 @@ class Event:
             raise BadRecord(str(exc)) from None
         try:
             received_at = int(meta.get("received-at", b"0"))
-        except ValueError:
-            raise BadRecord("header received-at is not an integer") from None
+            kind = meta.get("event-type", b"").decode()
+            webhook = meta.get("webhook-id", b"").decode()
+            source = meta.get("source", b"live").decode()
+        except ValueError:  # not an integer, not UTF-8: not written by our ingress
+            raise BadRecord(
+                "headers received-at, event-type, webhook-id or source unreadable"
+            ) from None
         return cls(
-            type=meta.get("event-type", b"").decode() or event_type(body),
+            type=kind or event_type(body),
             body=body,
-            webhook_id=meta.get("webhook-id", b"").decode() or webhook_id(body, value),
+            webhook_id=webhook or webhook_id(body, value),
             received_at=received_at,
-            source=meta.get("source", b"live").decode(),
+            source=source,
             partition=partition,
             offset=offset,
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
+from streams.errors import StreamsError
+
 __all__ = ["MoneyError", "decimal_amount", "format_minor", "minor_exponent", "minor_units"]
 
 # ISO 4217 minor-unit exponents that differ from 2.
@@ -37,7 +39,7 @@ _EXPONENTS = {
 }
 
 
-class MoneyError(ValueError):
+class MoneyError(StreamsError, ValueError):
     pass
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
+from streams.errors import StreamsError
 from streams.events import parse_time
 from streams.money import format_minor
 from streams.tables.appointments import Booking
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-class QueryError(ValueError):
+class QueryError(StreamsError, ValueError):
     """A query the caller got wrong (answered with 400 and this reason)."""
 
 

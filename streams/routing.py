@@ -15,6 +15,7 @@ from aiohttp import web
 from aiokafka.partitioner import murmur2
 from yarl import URL
 
+from streams.errors import StreamsError
 from streams.web import problem
 
 __all__ = [
@@ -72,7 +73,7 @@ def retry_later(reason: str) -> web.Response:
     return unavailable
 
 
-class OwnerUnreachable(ConnectionError):
+class OwnerUnreachable(StreamsError, ConnectionError):
     """The worker a query was forwarded to does not answer (it died, and the group has not
     moved its partitions yet)."""
 

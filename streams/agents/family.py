@@ -3,11 +3,12 @@ type, and classify failures. The live worker and every replay version run it; a 
 projection's folds as its families and emits nothing.
 
 Failures, per record:
-- a record a family cannot use (`BadRecord`, or an error its handler raises on the record's
-  content) goes to the dead-letter topic with the reason and its source coordinates, in the
-  batch's transaction, and the partition moves on; the family's writes for it are rolled back;
-- anything else propagates: the runtime stops the worker without committing the batch, so it is
-  processed again after the restart.
+- a record a family cannot use (its folds raise `BadRecord`, with the reason) goes to the
+  dead-letter topic with the reason and its source coordinates, in the batch's transaction, and
+  the partition moves on; the family's writes for it are rolled back;
+- anything else (a bug in a fold: KeyError, TypeError...) propagates: the runtime stops the
+  worker without committing the batch, so it is processed again once the bug is fixed, instead
+  of dead-lettering a family's traffic meanwhile.
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event], list[dict[str, Any]]]
-# Errors a record's content causes; anything else is a fault of this program or its machine.
-CONTENT_ERRORS = (BadRecord, ValueError, TypeError, KeyError, AttributeError, ArithmeticError)
+# What a record's content causes: the folds check what they read and say why (`BadRecord`).
+# Anything else (KeyError, TypeError...) is a bug in a fold or a fault of the machine: the worker
+# stops without committing rather than dead-letter a family's traffic until someone notices.
+CONTENT_ERRORS = (BadRecord,)
 
 Family = tuple[str, Iterable[str], Callable[[Tables], Handler]]  # name, its types, its handler
 
@@ -118,8 +121,7 @@ class Processor:
             emitted = handle(event)
         except CONTENT_ERRORS as exc:
             state.rollback_record()
-            reason = str(exc) if isinstance(exc, BadRecord) else f"{type(exc).__name__}: {exc}"
-            self._dead_letter(record, headers, name, reason, effects)
+            self._dead_letter(record, headers, name, str(exc), effects)
             return False
         except BaseException:
             state.rollback_record()
@@ -157,7 +159,7 @@ def headers_and_type(record: Any) -> tuple[dict[str, bytes], str]:
     """A raw record's headers and event type: from its header, or (for a record written without
     headers, not by our ingress) from its body; "" when neither says."""
     headers = dict(record.headers or [])
-    kind = headers.get("event-type", b"").decode()
+    kind = headers.get("event-type", b"").decode(errors="replace")
     if not kind:
         try:
             kind = event_type(loads_object(record.value or b""))

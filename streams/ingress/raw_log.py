@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
 from streams.codec import dumps
+from streams.errors import StreamsError
 from streams.events import record_headers
 from streams.topics import RAW_WEBHOOKS, raw_key
 
@@ -34,7 +35,7 @@ class Incoming:
     webhook_id: str | None = None
 
 
-class KafkaUnavailable(RuntimeError):
+class KafkaUnavailable(StreamsError, RuntimeError):
     """Kafka did not acknowledge the write in time; nothing may be assumed written."""
 
 
@@ -122,7 +123,7 @@ class RawLog:
                     bootstrap_servers=self.bootstrap,
                     acks="all",
                     enable_idempotence=True,
-                    linger_ms=2,
+                    linger_ms=0,  # nothing waits on a timer: aiokafka batches what queues meanwhile
                     request_timeout_ms=int(self.timeout * 1000),
                 )
                 try:

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from streams.errors import StreamsError
+
 __all__ = [
     "HIGHLEVEL_ED25519_PUBLIC_KEY",
     "HIGHLEVEL_RSA_PUBLIC_KEY",
@@ -52,7 +54,7 @@ ED25519_HEADER = "x-ghl-signature"
 RSA_HEADER = "x-wh-signature"
 
 
-class SignatureError(ValueError):
+class SignatureError(StreamsError, ValueError):
     """Why a webhook's signature was not accepted (answered with 401)."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from streams.errors import StreamsError
 from streams.tables.projection import Projection
 
 __all__ = ["LIVE_VERSION", "ReplayError", "Versions", "group_of", "unit_id"]
@@ -13,7 +14,7 @@ LIVE_VERSION = 1
 LIVE_GROUP = "streams"  # the live worker's consumer group
 
 
-class ReplayError(ValueError):
+class ReplayError(StreamsError, ValueError):
     """An operation the versions' state does not allow; the message says why."""
 
 

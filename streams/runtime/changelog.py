@@ -18,6 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.codec import loads
+from streams.errors import StreamsError
 from streams.runtime.store import Store, table_and_key
 
 __all__ = [
@@ -81,7 +82,7 @@ async def restore(consumer: AIOKafkaConsumer, store: Store, tp: TopicPartition) 
     return read
 
 
-class StaleCheckpoint(RuntimeError):
+class StaleCheckpoint(StreamsError, RuntimeError):
     """A store whose checkpoint its changelog does not have: it is wiped and restored anew."""
 
 

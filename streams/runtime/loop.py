@@ -2,9 +2,11 @@
 
 Each round takes what has arrived (`getmany`, at most `max_records`, returning at once when
 records are ready: a lone record starts at once, a backlog moves in large batches), folds each
-partition's records in its task, and commits every partition that changed, concurrently, each in
-its own transaction. aiokafka keeps fetching in the background meanwhile. A tick (the
-reminders' clock) is folded into the round when it is due.
+partition's records in its task, and starts the commit of every partition that changed, each in
+its own transaction, without waiting for it: the next round folds while commits are in flight,
+and a partition whose commit is in flight commits what was folded meanwhile as soon as it is
+done. aiokafka keeps fetching in the background. A tick (the reminders' clock) is folded into
+the round when it is due.
 
 Rebalances: a partition taken is paused until its task is open (fenced, restored, sought to the
 committed offset); a partition revoked waits for the round in flight, then its task closes.
@@ -20,13 +22,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from streams.errors import StreamsError
 from streams.runtime.changelog import reader
 from streams.runtime.ownership import Assignor, Placement
 from streams.runtime.standby import Standby
@@ -47,7 +50,7 @@ RETRY_PAUSE = 1.0
 Tick = Callable[[Any, int, int], Iterable[dict[str, Any]]]
 
 
-class StopWorker(RuntimeError):
+class StopWorker(StreamsError, RuntimeError):
     """The worker must stop without committing (its supervisor restarts it)."""
 
 
@@ -75,7 +78,8 @@ class Loop(ConsumerRebalanceListener):
         self.tasks: dict[int, Task] = {}
         self.assigned: set[int] = set()
         self.joined = False
-        self.lock = asyncio.Lock()  # held by a round; a revocation waits for it
+        self.fatal: BaseException | None = None  # set when the worker must stop
+        self._jobs: set[asyncio.Task[None]] = set()
         self.restoring = asyncio.Lock()
         self.standby = Standby(config)
         self.opening: dict[int, asyncio.Task[None]] = {}
@@ -119,17 +123,19 @@ class Loop(ConsumerRebalanceListener):
         await self.consumer.start()
         standby = asyncio.ensure_future(self.standby.run())
         try:
-            while True:
+            while self.fatal is None:
                 fetched = await self.consumer.getmany(
                     timeout_ms=IDLE_MS, max_records=self.max_records
                 )
-                async with self.lock:
-                    await self._round(fetched)
+                self._round(fetched)
+            raise StopWorker(str(self.fatal)) from self.fatal
         finally:
             standby.cancel()
             await self._stop()
 
-    async def _round(self, fetched: Mapping[TopicPartition, list[Any]]) -> None:
+    def _round(self, fetched: Mapping[TopicPartition, list[Any]]) -> None:
+        """Fold what arrived and start the commits; no await between the fetch and the folds,
+        so a rebalance cannot slip records of a partition into a task that does not own them."""
         for tp, records in fetched.items():
             task = self.tasks.get(tp.partition)
             if task is not None and records:
@@ -141,27 +147,37 @@ class Loop(ConsumerRebalanceListener):
                     task.tick(self.tick)
                 except Exception:  # a tick carries nothing: the next one tries again
                     log.exception("partition %d: tick failed", task.partition)
-        dirty = [t for t in self.tasks.values() if t.dirty]
-        if not dirty:
-            return
-        outcomes = await asyncio.gather(*(t.commit() for t in dirty), return_exceptions=True)
-        for task, outcome in zip(dirty, outcomes, strict=True):
-            if isinstance(outcome, PartitionLost):
-                log.warning("%s", outcome)
-                await self._drop(task.partition)
-            elif isinstance(outcome, KafkaError | TimeoutError | OSError):
-                log.warning(
-                    "partition %d: commit failed (%r); reopening it", task.partition, outcome
-                )
-                await self._drop(task.partition)
-                self._open_later(task.partition)
-            elif isinstance(outcome, BaseException):
-                raise StopWorker(f"partition {task.partition}: {outcome!r}") from outcome
+        for task in self.tasks.values():
+            task.commit_soon(self._commit_failed)
+
+    def _commit_failed(self, task: Task, exc: BaseException) -> None:
+        if self.tasks.get(task.partition) is not task:
+            return  # dropped meanwhile
+        if isinstance(exc, PartitionLost):
+            log.warning("%s", exc)
+            self._spawn(self._drop(task.partition))
+        elif isinstance(exc, KafkaError | TimeoutError | OSError):
+            log.warning("partition %d: commit failed (%r); reopening it", task.partition, exc)
+            self._spawn(self._reopen(task.partition))
+        else:
+            self.fatal = exc  # a bug, not the weather: stop without committing anything more
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        job = asyncio.ensure_future(work)
+        self._jobs.add(job)  # referenced until done: the event loop keeps only weak ones
+        job.add_done_callback(self._jobs.discard)
+
+    async def _reopen(self, partition: int) -> None:
+        await self._drop(partition)
+        if partition in self.assigned:
+            self._open_later(partition)
 
     async def _stop(self) -> None:
         for opening in self.opening.values():
             opening.cancel()
         for p in list(self.tasks):
+            if self.fatal is None:
+                await self.tasks[p].settle()
             await self._drop(p)
         await self.standby.stop()
         await self.consumer.stop()
@@ -170,13 +186,15 @@ class Loop(ConsumerRebalanceListener):
     # -- rebalances (aiokafka calls these) -----------------------------------------------------
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        async with self.lock:
-            for tp in revoked:
-                opening = self.opening.pop(tp.partition, None)
-                if opening is not None:
-                    opening.cancel()
-                await self._drop(tp.partition)
-            self.assigned.clear()
+        for tp in revoked:
+            opening = self.opening.pop(tp.partition, None)
+            if opening is not None:
+                opening.cancel()
+            task = self.tasks.get(tp.partition)
+            if task is not None:
+                await task.settle()  # its last batch is committed before it is handed over
+            await self._drop(tp.partition)
+        self.assigned.clear()
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         partitions = {tp.partition for tp in assigned}

@@ -3,7 +3,7 @@
 The folds read and write `Table`s (mutable mappings). A write goes to the batch's changes, not
 to RocksDB: at the end of the batch each changed key is sent once to the changelog, inside the
 batch's transaction, and written once to the store after that transaction committed
-(`streams.runtime.task`). A record whose fold fails is rolled back alone (`record`), so a bad
+(`streams.runtime.task`). While a batch commits, the next one folds on top of it. A record whose fold fails is rolled back alone (`record`), so a bad
 record leaves no partial writes in its batch.
 """
 
@@ -26,13 +26,18 @@ class PartitionState:
     def __init__(self, store: Store, tables: tuple[str, ...]) -> None:
         self.store = store
         self.changes: dict[bytes, Any] = {}  # store key -> value or DELETED
+        # The changes of the batch being committed (sealed): read beneath `changes` until the
+        # store holds them, so folding goes on while a commit is in flight.
+        self.committing: dict[bytes, Any] = {}
         self._undo: dict[bytes, Any] | None = None
         self.tables: Mapping[str, Table] = {name: Table(self, name) for name in tables}
 
     def get(self, key: bytes) -> Any:
         value = self.changes.get(key, _ABSENT)
         if value is _ABSENT:
-            return self.store.get(key)
+            value = self.committing.get(key, _ABSENT)
+            if value is _ABSENT:
+                return self.store.get(key)
         return None if value is DELETED else value
 
     def put(self, key: bytes, value: Any) -> None:
@@ -67,15 +72,23 @@ class PartitionState:
             raise
         self.end_record()
 
-    def encoded_changes(self) -> list[tuple[bytes, bytes | None, Any]]:
-        """(key, encoded value or None for a deletion, value) of each changed key."""
+    def seal(self) -> list[tuple[bytes, bytes | None, Any]]:
+        """Set the batch's changes aside for its commit; (key, encoded value or None for a
+        deletion, value) of each changed key. New writes start a new batch."""
+        assert not self.committing, "one commit at a time"
+        self.committing, self.changes = self.changes, {}
         return [
             (key, None, None) if value is DELETED else (key, dumps(value), value)
-            for key, value in self.changes.items()
+            for key, value in self.committing.items()
         ]
+
+    def sealed_stored(self) -> None:
+        """The store holds the sealed changes now."""
+        self.committing = {}
 
     def discard(self) -> None:
         self.changes.clear()
+        self.committing = {}
 
 
 class Table(MutableMapping[Any, Any]):
@@ -116,7 +129,8 @@ class Table(MutableMapping[Any, Any]):
     def items(self) -> Iterator[tuple[Any, Any]]:  # type: ignore[override]
         """The stored rows with the batch's changes over them."""
         state, prefix = self._state, self._prefix
-        changed = {k: v for k, v in state.changes.items() if k.startswith(prefix)}
+        changed = {k: v for k, v in state.committing.items() if k.startswith(prefix)}
+        changed.update((k, v) for k, v in state.changes.items() if k.startswith(prefix))
         for key, value in state.store.items(self.name):
             now = changed.pop(self._key(key), _ABSENT)
             if now is _ABSENT:

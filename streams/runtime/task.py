@@ -7,13 +7,16 @@ Taking a partition (`Task.open`), in this order:
 2. Restore the store from the changelog, from its checkpoint to the end (committed records).
 3. Read the group's committed offset afresh; the loop seeks there and resumes the partition.
 
-A batch (`fold`, then `commit`) folds its records into the state's in-memory changes, then
-commits them with its derived events, dead letters and consumed offset in one transaction, then
-writes the store once per changed key with the new checkpoint.
+A batch folds its records into the state's in-memory changes (`fold`), then commits them with its
+derived events, dead letters and consumed offset in one transaction, then writes the store once
+per changed key with the new checkpoint (`commit_soon`). The next batch folds while that commit is
+in flight, and is committed when it is done.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -81,6 +84,7 @@ class Task:
         self.effects = Effects()
         self.next_offset: int | None = None  # after the last record folded, not yet committed
         self.position = 0  # the next offset of the source partition to fold
+        self.committer: asyncio.Task[None] | None = None
 
     async def fence(self) -> None:
         """Step 1 of taking the partition: start its transactional producer."""
@@ -119,24 +123,45 @@ class Task:
     def dirty(self) -> bool:
         return bool(self.state.changes or self.effects or self.next_offset is not None)
 
-    async def commit(self) -> None:
-        """Commit the batch (see `streams.runtime.transaction`); then write the store."""
-        if not self.dirty:
-            return
-        changes = self.state.encoded_changes()
-        checkpoint = await self.transaction.commit(changes, self.effects, self.next_offset)
-        self.store.write(changes, checkpoint)
-        self.state.discard()
-        self.effects = Effects()
-        self.next_offset = None
+    def commit_soon(self, failed: Callable[[Task, BaseException], None]) -> None:
+        """Commit what has been folded, unless a commit is in flight: that one commits the
+        rest when it is done. Nothing waits on a timer: a commit starts as soon as there is
+        something to commit and the previous one is done, so batches grow with the load."""
+        if self.committer is None and self.dirty:
+            self.committer = asyncio.ensure_future(self._commit_while_dirty(failed))
+
+    async def _commit_while_dirty(self, failed: Callable[[Task, BaseException], None]) -> None:
+        try:
+            while self.dirty:
+                changes = self.state.seal()
+                effects, self.effects = self.effects, Effects()
+                offset, self.next_offset = self.next_offset, None
+                checkpoint = await self.transaction.commit(changes, effects, offset)
+                self.store.write(changes, checkpoint)
+                self.state.sealed_stored()
+        except Exception as exc:
+            failed(self, exc)
+        finally:
+            self.committer = None
+
+    async def settle(self) -> None:
+        """Until the commits in flight (and what was folded meanwhile) are done."""
+        committer = self.committer
+        if committer is not None:
+            await asyncio.shield(committer)
 
     def discard(self) -> None:
-        """Forget an uncommitted batch (its records are read again from the committed offset)."""
+        """Forget what is not committed (its records are read again from the committed offset)."""
         self.state.discard()
         self.effects = Effects()
         self.next_offset = None
 
     async def close(self) -> None:
+        committer = self.committer
+        if committer is not None:  # a worker stopping after a fault: nothing more is committed
+            committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await committer
         self.discard()
         await self.transaction.stop()
         self.store.close()

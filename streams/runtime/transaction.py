@@ -11,7 +11,7 @@ pause long enough to leave the group, a kill) can never write for it again.
 `Transaction.commit` makes a batch's effects visible together or not at all:
 1. Begin a transaction.
 2. Append the batch's changelog records (each changed key once) to changelog partition p.
-3. Append its derived events and dead letters.
+3. Append its derived events and dead letters, to partition p of their topics (modulo theirs).
 4. Add the consumed offsets of input partition p for the group.
 5. Commit. Only then does the caller write its store (`streams.runtime.task`), with the
    changelog offset this commit reached as its checkpoint.
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,17 +36,19 @@ from aiokafka.errors import (
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.codec import dumps
+from streams.errors import StreamsError
 
 __all__ = ["MAX_BATCH_BYTES", "Effects", "PartitionLost", "Transaction", "transactional_id"]
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 1_000_000  # one record batch, under the broker's default max.message.bytes
-TRANSACTION_TIMEOUT_MS = 60_000  # an open transaction of a dead worker is aborted after this
+TRANSACTION_TIMEOUT_MS = 60_000
+RETRY_BACKOFF_MS = 5  # an open transaction of a dead worker is aborted after this
 FENCED = (ProducerFenced, InvalidProducerEpoch, TransactionalIdAuthorizationFailed)
 
 
-class PartitionLost(Exception):
+class PartitionLost(StreamsError):
     """Another worker took the partition (this one was fenced): drop it, write nothing more."""
 
 
@@ -68,6 +70,14 @@ class Effects:
         return bool(self.derived or self.dead_letters)
 
 
+Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]  # key, value, headers
+
+
+def _derived(effects: Effects) -> Iterator[Record]:
+    for event in effects.derived:
+        yield event["channel"].encode(), dumps(event), []
+
+
 class Transaction:
     """The producer of one input partition's commits."""
 
@@ -82,6 +92,8 @@ class Transaction:
     ) -> None:
         self.group, self.source, self.changelog = group, source, changelog
         self.derived_topic, self.dead_letter_topic = derived_topic, dead_letter_topic
+        self.derived: TopicPartition | None = None  # learned by start()
+        self.dead: TopicPartition | None = None
         self.producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             transactional_id=transactional_id(group, source.topic, source.partition),
@@ -91,15 +103,25 @@ class Transaction:
             linger_ms=0,
             max_batch_size=MAX_BATCH_BYTES,
             max_request_size=MAX_BATCH_BYTES + 65_536,
+            # A transaction begun right after the previous commit waits for the coordinator to
+            # finish that one (CONCURRENT_TRANSACTIONS): retry in milliseconds, not 100 ms.
+            retry_backoff_ms=RETRY_BACKOFF_MS,
         )
 
     async def start(self) -> None:
         """Register the transactional id: fences the previous owner, ends its transaction."""
         try:
             await self.producer.start()
+            self.derived = await self._partition_of(self.derived_topic)
+            self.dead = await self._partition_of(self.dead_letter_topic)
         except BaseException:
             await self.producer.stop()
             raise
+
+    async def _partition_of(self, topic: str) -> TopicPartition:
+        """The partition of `topic` that the source partition writes to."""
+        partitions = sorted(await self.producer.partitions_for(topic))
+        return TopicPartition(topic, partitions[self.source.partition % len(partitions)])
 
     async def stop(self) -> None:
         try:
@@ -121,18 +143,12 @@ class Transaction:
             await producer.begin_transaction()
             try:
                 # Step 2
-                sent = await self._append_changelog(changes)
-                # Step 3
-                pending = [
-                    await producer.send(
-                        self.derived_topic, key=event["channel"].encode(), value=dumps(event)
-                    )
-                    for event in effects.derived
-                ]
-                pending += [
-                    await producer.send(self.dead_letter_topic, key=k, value=v, headers=h)
-                    for k, v, h in effects.dead_letters
-                ]
+                sent = await self._append(self.changelog, ((k, v, []) for k, v, _ in changes))
+                # Step 3: to the source partition's own partition of each topic (the derived
+                # topic's key stays the channel): a transaction touches as few partitions as it
+                # can, and a channel's events (all from one location) stay in order.
+                pending = [f for f, _ in await self._append(self.derived, _derived(effects))]
+                pending += [f for f, _ in await self._append(self.dead, effects.dead_letters)]
                 # Step 4
                 if next_offset is not None:
                     await producer.send_offsets_to_transaction(
@@ -151,28 +167,25 @@ class Transaction:
         # The offset after the last changelog record: its batch's base offset plus its records.
         return int(metadata[len(sent) - 1].offset) + sent[-1][1]
 
-    async def _append_changelog(
-        self, changes: Iterable[tuple[bytes, bytes | None, Any]]
-    ) -> list[tuple[Any, int]]:
-        """Send the changes as few record batches as fit: (delivery future, records) of each."""
+    async def _append(self, tp: TopicPartition | None, records: Iterable[Record]) -> list[Any]:
+        """Send (key, value, headers) records to `tp` in as few record batches as fit:
+        (delivery future, records) of each."""
         producer, sent = self.producer, []
         batch, count = producer.create_batch(), 0
-        for key, raw, _ in changes:
-            if batch.append(key=key, value=raw, timestamp=None) is None:
-                sent.append((await self._send(batch), count))
+        for key, value, headers in records:
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                sent.append((await self._send(batch, tp), count))
                 batch, count = producer.create_batch(), 0
-                if batch.append(key=key, value=raw, timestamp=None) is None:
-                    raise ValueError(f"a state of {len(raw or b'')} bytes does not fit a batch")
+                batch.append(key=key, value=value, timestamp=None, headers=headers)
             count += 1
         if count:
-            sent.append((await self._send(batch), count))
+            sent.append((await self._send(batch, tp), count))
         return sent
 
-    async def _send(self, batch: Any) -> Any:
+    async def _send(self, batch: Any, tp: TopicPartition | None) -> Any:
+        assert tp is not None, "start() learns the partitions"
         batch.close()
-        return await self.producer.send_batch(
-            batch, self.changelog.topic, partition=self.changelog.partition
-        )
+        return await self.producer.send_batch(batch, tp.topic, partition=tp.partition)
 
     async def _abort(self) -> None:
         try:

@@ -65,7 +65,12 @@ def email_event_from(event: Event) -> EmailEvent:
     if seconds is None:
         occurred_at = event_time(event)
     elif isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
-        occurred_at = datetime.fromtimestamp(seconds, tz=UTC)
+        try:
+            occurred_at = datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise BadRecord(
+                f"{EMAIL_STATS_TYPE}: webhookPayload.timestamp {seconds!r} is not a time"
+            ) from None
     else:
         raise BadRecord(
             f"{EMAIL_STATS_TYPE}: webhookPayload.timestamp must be Unix seconds, got {seconds!r}"

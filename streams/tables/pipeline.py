@@ -126,7 +126,7 @@ def opportunity_from(event: Event) -> Opportunity:
     if location_id is None or opportunity_id is None:
         raise BadRecord(f"{event.type}: locationId and id (the opportunity id) are required")
     status = DELETED if event.type == "OpportunityDelete" else body.get("status", "open")
-    if status not in STATUSES and status != DELETED:
+    if not isinstance(status, str) or (status not in STATUSES and status != DELETED):
         raise BadRecord(f"{event.type}: status must be one of {sorted(STATUSES)}, got {status!r}")
     value = None
     if body.get("monetaryValue") is not None:

@@ -138,13 +138,16 @@ def test_a_bad_record_is_dead_lettered_once_and_only_its_familys_writes_roll_bac
     assert [d["name"] for d in effects.derived] == ["alpha-did"]  # none from the failed fold
 
 
-def test_a_content_error_names_its_type_in_the_dead_letter(
+def test_a_bug_in_a_fold_stops_the_batch_instead_of_dead_lettering_the_record(
     state: PartitionState, calls: list[tuple[str, int]]
 ) -> None:
+    # A KeyError in a handler is a bug in the handler, not a fault of the record: dead-lettering
+    # would silently drop the family's traffic until the fix. It propagates (the worker stops
+    # without committing), and the record's writes are rolled back.
     effects = Effects()
-    processor(state, calls).process([rec("Pong", 1, fail={"alpha": "key"})], effects)
-    ((_, _, headers),) = effects.dead_letters
-    assert dict(headers)["error"] == b"KeyError: 'amount'"
+    with pytest.raises(KeyError):
+        processor(state, calls).process([rec("Pong", 1, fail={"alpha": "key"})], effects)
+    assert effects.dead_letters == []
     assert log(state) == {}
 
 
@@ -331,8 +334,8 @@ def test_projection_families_fold_as_the_projection_and_emit_nothing(
         effects = Effects()
         runner.process([as_record(e, offset)], effects)
         assert not effects
-        store.write(state.encoded_changes(), offset + 1)
-        state.discard()
+        store.write(state.seal(), offset + 1)
+        state.sealed_stored()
     store.close()
 
     reopened = Store(path)  # no cache: what is on disk

@@ -126,26 +126,49 @@ def test_items_do_not_mix_a_table_whose_name_is_a_prefix(store: Store) -> None:
     assert dict(state.tables["t"].items()) == {"a": {"n": 1}, "b": {"n": 2}, "c": {"n": 3}, "y": 2}
 
 
-def test_encoded_changes_give_key_json_and_value(state: PartitionState) -> None:
+def test_seal_gives_key_json_and_value(state: PartitionState) -> None:
     t = state.tables["t"]
     t["a"] = {"n": 11}
     t["b"] = None
-    changes = {key: (raw, value) for key, raw, value in state.encoded_changes()}
+    changes = {key: (raw, value) for key, raw, value in state.seal()}
     assert changes.keys() == {store_key("t", "a"), store_key("t", "b")}
     raw, value = changes[store_key("t", "a")]
     assert raw is not None and loads(raw) == {"n": 11} and value == {"n": 11}
     assert changes[store_key("t", "b")] == (None, None)
 
 
-def test_encoded_changes_written_to_the_store_read_back(
-    state: PartitionState, store: Store
-) -> None:
+def test_sealed_changes_written_to_the_store_read_back(state: PartitionState, store: Store) -> None:
     t = state.tables["t"]
     t["a"] = "new a"
     del t["b"]
-    store.write(state.encoded_changes(), 2)
-    state.discard()
+    store.write(state.seal(), 2)
+    state.sealed_stored()
     assert dict(t.items()) == {"a": "new a", "c": {"n": 3}}
+
+
+def test_a_batch_folded_while_the_previous_commits_reads_through_it(
+    state: PartitionState, store: Store
+) -> None:
+    t = state.tables["t"]
+    t["a"] = "sealed a"
+    del t["b"]
+    sealed = state.seal()
+    # The next batch sees the sealed changes before the store has them, and overrides them.
+    assert t["a"] == "sealed a" and "b" not in t
+    t["b"] = "back"
+    t["c"] = "next c"
+    assert dict(t.items()) == {"a": "sealed a", "b": "back", "c": "next c"}
+    store.write(sealed, 2)
+    state.sealed_stored()
+    assert dict(t.items()) == {"a": "sealed a", "b": "back", "c": "next c"}
+    assert {k for k, _, _ in state.seal()} == {store_key("t", "b"), store_key("t", "c")}
+
+
+def test_one_commit_at_a_time(state: PartitionState) -> None:
+    state.tables["t"]["a"] = 1
+    state.seal()
+    with pytest.raises(AssertionError):
+        state.seal()
 
 
 def test_discard_forgets_the_changes(state: PartitionState) -> None:
@@ -154,6 +177,6 @@ def test_discard_forgets_the_changes(state: PartitionState) -> None:
     t["new"] = "y"
     state.discard()
     assert state.changes == {}
-    assert state.encoded_changes() == []
+    assert state.seal() == []
     assert t["a"] == {"n": 1}
     assert "new" not in t
