@@ -1,11 +1,11 @@
 """`make bench` (= `python -m bench`): every row in one run, then bench/results/.
 
-    python -m bench [--records 20000] [--trials 3] [--quick]
+    python -m bench [--records 100000] [--trials 3] [--quick]
 
-Rows 1-3 and 6b share a fresh broker and the same pre-filled topic per trial (bench.throughput);
-rows 4, 5, 6 and 7 each get a fresh broker of their own. Figures are medians of the trials with
-min and max; on a shared machine they are noisy, which is why each is set beside a baseline
-measured in the same run.
+Rows 1, 2, 2b, 3, 3b and 6b share a fresh broker and the same pre-filled topic per trial
+(bench.throughput); rows 4, 5, 6 and 7 each get fresh brokers of their own. Figures are medians
+of the trials with min and max; on a shared machine they are noisy, which is why each is set
+beside a baseline measured in the same run.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench import latency, memory, replay, throughput
-from bench.common import Spread, broker
+from bench.common import Spread, bodies, broker, fill
 from bench.ingress import bare_rate, ingress_rate
 from bench.report import Results, write
 
@@ -26,9 +26,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument(
+        "--records", type=int, default=100_000, help="rows 1-3 and 6b: records in the log"
+    )
     parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--keys", type=int, default=1_000_000, help="row 7: table keys held")
+    parser.add_argument(
+        "--keys", type=int, default=1_000_000, help="row 7: table keys restored and held"
+    )
     parser.add_argument("--hold", type=float, default=20, help="row 4: seconds per fixed rate")
     parser.add_argument(
         "--search-hold", type=float, default=60, help="row 4: seconds per search step"
@@ -50,9 +54,10 @@ def main() -> None:
     results.throughput = throughput.measure(args.records, args.trials)
 
     results.replay_records = args.replay_records
+    log = bodies(args.replay_records)
     for _ in range(args.trials):
         with broker() as kafka, tempfile.TemporaryDirectory(prefix="streams-bench-re-") as tmp:
-            asyncio.run(replay.fill(kafka.bootstrap, args.replay_records))
+            asyncio.run(fill(kafka.bootstrap, log))
             rate = replay.all_at_once(kafka.bootstrap, args.replay_records, 2, Path(tmp))
         results.replay.values.append(rate)
         print(f"replay of every projection: {rate:,.0f} records/s", flush=True)
@@ -78,8 +83,8 @@ def main() -> None:
         )
     results.latency_hold, results.search_hold = args.hold, args.search_hold
 
-    with broker() as kafka, tempfile.TemporaryDirectory(prefix="streams-bench-mem-") as tmp:
-        results.memory = memory.peak_rss(kafka.bootstrap, Path(tmp), args.keys)
+    with tempfile.TemporaryDirectory(prefix="streams-bench-mem-") as tmp:
+        results.memory = memory.measure(Path(tmp), args.keys)
     print(f"memory: {results.memory}", flush=True)
 
     results.minutes = (time.monotonic() - started) / 60

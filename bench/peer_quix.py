@@ -1,12 +1,21 @@
-"""Row 3, the peer: Quix Streams computing the same revenue and unread projections from the same
-raw topic, with its own RocksDB state store (state scoped per message key, i.e. per location,
-with its own changelog topics).
+"""Rows 3 and 3b, the peer: Quix Streams over the same raw topic, with its own RocksDB state
+store (state scoped per message key, i.e. per location, with its own changelog topics).
 
-It folds with this project's pure functions (streams.tables.revenue and .unread), so the row
-compares the frameworks, not two implementations of the rules; its answers are then checked key
-for key against the worker's (bench.__main__). It runs in its own process
-(`python -m bench.peer_quix BOOTSTRAP RECORDS OUT.json`) because `Application.run()` owns its
-process's signals; the rate is taken from the first record folded to the last.
+Both run this project's pure code inside the Quix Streams application, so the rows compare the
+runtimes, not two implementations of the rules:
+- row 3 (`all`): the same work as the worker, every projection: the live worker's families
+  (bench.families, the same handlers as row 2b) over a `Tables` mapping on Quix's per-key state,
+  each of our table keys stored as the state key `{table}\\x00{JSON key}`. Every row our folds
+  touch while handling a location's record belongs to that location, the message key, so the
+  per-key scope is the same partitioning as the worker's. Every table it writes is returned too,
+  so bench.throughput checks it key for key against the worker's changelog;
+- row 3b (`revenue-unread`): only revenue and unread, with the pure folds of streams.tables.revenue
+  and .unread on ad-hoc state keys (the peer row of earlier runs).
+
+Answers are checked key for key against the worker's and the reference (bench.throughput). It runs
+in its own process (`python -m bench.peer_quix BOOTSTRAP RECORDS OUT.json all|revenue-unread`)
+because `Application.run()` owns its process's signals; the rate is taken from the first record
+folded to the last.
 """
 
 from __future__ import annotations
@@ -18,34 +27,101 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from bench.ours import Answers
+from bench import families
+from bench.common import normalise
+from bench.ours import Answers, answers_from_tables
+from streams.codec import dumps
 from streams.events import BadRecord, Event
 from streams.settings import REPO_ROOT
 from streams.tables import locations, revenue, unread
+from streams.tables.registry import LIVE_TABLES
 from streams.topics import RAW_WEBHOOKS
 
-__all__ = ["measure"]
+__all__ = ["ALL", "REVENUE_UNREAD", "measure"]
+
+ALL, REVENUE_UNREAD = "all", "revenue-unread"
 
 
-def measure(bootstrap: str, records: int) -> tuple[float, Answers]:
-    """(records/s, answers per location) of one Quix Streams run from offset 0."""
+def measure(
+    bootstrap: str, records: int, work: str
+) -> tuple[float, Answers, dict[str, dict[str, Any]]]:
+    """(records/s, answers per location, every table normalised ({} for `revenue-unread`)) of
+    one Quix Streams run from offset 0."""
     with tempfile.TemporaryDirectory(prefix="streams-bench-quix-") as tmp:
         out = Path(tmp) / "result.json"
         subprocess.run(
-            [sys.executable, "-m", "bench.peer_quix", bootstrap, str(records), str(out)],
+            [sys.executable, "-m", "bench.peer_quix", bootstrap, str(records), str(out), work],
             cwd=REPO_ROOT,
             check=True,
             timeout=900,
         )
         result = json.loads(out.read_text())
-    return result["rate"], result["answers"]
+    return result["rate"], result["answers"], result["tables"]
 
 
-def _run(bootstrap: str, records: int, out: Path) -> None:
-    from quixstreams import Application
+class _Raw(NamedTuple):
+    """A raw record as `families.fold_record` reads it."""
+
+    value: bytes
+    headers: Any
+    partition: int
+    offset: int
+
+
+class _Table(MutableMapping[Any, Any]):
+    """One of our tables on the Quix state of the message being processed (`scope.state`).
+    `rows` records what is written, for the check against the worker's tables."""
+
+    def __init__(self, scope: _Scope, name: str) -> None:
+        self.scope, self.prefix = scope, name + "\x00"
+        self.rows: dict[Any, Any] = {}
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        value = self.scope.state.get(self.prefix + dumps(key).decode())
+        return default if value is None else value
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if value is None:
+            self.pop(key)
+            return
+        self.scope.state.set(self.prefix + dumps(key).decode(), value)
+        self.rows[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        self[key]  # KeyError when absent
+        self.pop(key)
+
+    def pop(self, key: Any, default: Any = None) -> Any:
+        value = self.get(key)
+        if value is None:
+            return default
+        self.scope.state.delete(self.prefix + dumps(key).decode())
+        self.rows.pop(key, None)
+        return value
+
+    def __iter__(self) -> Iterator[Any]:
+        raise NotImplementedError("Quix Streams' state cannot list its keys")
+
+    def __len__(self) -> int:
+        raise NotImplementedError("Quix Streams' state cannot list its keys")
+
+
+class _Scope:
+    state: Any = None
+
+
+def _run(bootstrap: str, records: int, out: Path, work: str) -> None:
+    from quixstreams import Application, message_context
     from quixstreams.state import State
 
     app = Application(
@@ -58,13 +134,23 @@ def _run(bootstrap: str, records: int, out: Path) -> None:
     topic = app.topic(RAW_WEBHOOKS.name, key_deserializer="bytes", value_deserializer="bytes")
     answers: dict[str, dict[str, dict[str, int]]] = {}
     clock = {"seen": 0, "first": 0.0, "last": 0.0}
+    scope = _Scope()
+    tables = {name: _Table(scope, name) for name in LIVE_TABLES}
+    handlers = families.owners(tables)
 
     def fold(value: bytes, key: bytes, timestamp: int, headers: Any, state: State) -> None:
         if clock["seen"] == 0:
             clock["first"] = time.perf_counter()
-        # The worker dead-letters bad records; the bench traffic has none.
-        with contextlib.suppress(BadRecord):
-            _fold(Event.from_record(value, headers or []), state, answers)
+        if work == ALL:
+            scope.state = state
+            context = message_context()
+            families.fold_record(
+                handlers, _Raw(value, headers or [], context.partition, context.offset)
+            )
+        else:
+            # The worker dead-letters bad records; the bench traffic has none.
+            with contextlib.suppress(BadRecord):
+                _fold(Event.from_record(value, headers or []), state, answers)
         clock["seen"] += 1
         if clock["seen"] >= records:
             clock["last"] = time.perf_counter()
@@ -73,7 +159,16 @@ def _run(bootstrap: str, records: int, out: Path) -> None:
     app.dataframe(topic).update(fold, stateful=True, metadata=True)
     app.run()
     rate = records / (clock["last"] - clock["first"])
-    out.write_text(json.dumps({"rate": rate, "answers": answers}))
+    written: dict[str, dict[Any, Any]] = {name: t.rows for name, t in tables.items()}
+    if work == ALL:
+        located = set(written[revenue.DAILY_REVENUE]) | set(written[unread.UNREAD_BY_LOCATION])
+        answers = answers_from_tables(written, sorted(located))
+    result = {
+        "rate": rate,
+        "answers": answers,
+        "tables": normalise(written) if work == ALL else {},
+    }
+    out.write_text(json.dumps(result))
 
 
 def _fold(event: Event, state: Any, answers: dict[str, dict[str, dict[str, int]]]) -> None:
@@ -121,4 +216,4 @@ def _fold(event: Event, state: Any, answers: dict[str, dict[str, dict[str, int]]
 
 
 if __name__ == "__main__":
-    _run(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]))
+    _run(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])

@@ -26,7 +26,7 @@ from streams.agents import (
     users,
 )
 from streams.agents.app_lifecycle import unless_uninstalled
-from streams.agents.family import Handler
+from streams.agents.family import Family, Handler
 from streams.agents.publisher import publisher
 from streams.agents.reminders import TICK_SECONDS, reminder_tick
 from streams.api import install_api
@@ -45,7 +45,7 @@ from streams.topics import DERIVED, DLQ, RAW_WEBHOOKS
 from streams.web import install_health
 from streams.worker import Worker, worker_url
 
-__all__ = ["APP_ID", "FAMILIES", "create_worker"]
+__all__ = ["APP_ID", "FAMILIES", "create_worker", "live_families"]
 
 APP_ID = "streams"  # the live worker's consumer group, and its changelog's prefix
 FAMILIES = (
@@ -67,6 +67,14 @@ FAMILIES = (
 def _notifying_installed(make_handler: Callable[[Tables], Handler], tables: Tables) -> Handler:
     # A location that uninstalled the app is still folded, but notifies nobody.
     return unless_uninstalled(tables, make_handler(tables))
+
+
+def live_families() -> list[Family]:
+    """The families the live worker runs, in order: each module's types and handler."""
+    return [
+        (family, module.TYPES, partial(_notifying_installed, module.handler))
+        for family, module in FAMILIES
+    ]
 
 
 def instance_id(data_dir: Path) -> str:
@@ -97,10 +105,7 @@ def create_worker(
         dead_letter_topic=DLQ.name,
         data_dir=settings.data_dir / "worker",
         tables=LIVE_TABLES,
-        families=[
-            (family, module.TYPES, partial(_notifying_installed, module.handler))
-            for family, module in FAMILIES
-        ],
+        families=live_families(),
         live=True,
         label=APP_ID,
     )

@@ -153,24 +153,29 @@ class Loop(ConsumerRebalanceListener):
     def _commit_failed(self, task: Task, exc: BaseException) -> None:
         if self.tasks.get(task.partition) is not task:
             return  # dropped meanwhile
+        if not isinstance(exc, PartitionLost | KafkaError | TimeoutError | OSError):
+            self.fatal = exc  # a bug, not the weather: stop without committing anything more
+            return
+        # Nothing more is folded into it from now on: its records are read again when reopened.
+        del self.tasks[task.partition]
+        if task.source in self.consumer.assignment():
+            self.consumer.pause(task.source)
         if isinstance(exc, PartitionLost):
             log.warning("%s", exc)
-            self._spawn(self._drop(task.partition))
-        elif isinstance(exc, KafkaError | TimeoutError | OSError):
-            log.warning("partition %d: commit failed (%r); reopening it", task.partition, exc)
-            self._spawn(self._reopen(task.partition))
+            self._spawn(task.close())
         else:
-            self.fatal = exc  # a bug, not the weather: stop without committing anything more
+            log.warning("partition %d: commit failed (%r); reopening it", task.partition, exc)
+            self._spawn(self._reopen(task))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         job = asyncio.ensure_future(work)
         self._jobs.add(job)  # referenced until done: the event loop keeps only weak ones
         job.add_done_callback(self._jobs.discard)
 
-    async def _reopen(self, partition: int) -> None:
-        await self._drop(partition)
-        if partition in self.assigned:
-            self._open_later(partition)
+    async def _reopen(self, task: Task) -> None:
+        await task.close()
+        if task.partition in self.assigned and task.partition not in self.opening:
+            self._open_later(task.partition)
 
     async def _stop(self) -> None:
         for opening in self.opening.values():
@@ -214,7 +219,15 @@ class Loop(ConsumerRebalanceListener):
         )
 
     def _open_later(self, partition: int) -> None:
-        self.opening[partition] = asyncio.ensure_future(self._open(partition))
+        self.opening[partition] = asyncio.ensure_future(self._open_or_stop(partition))
+
+    async def _open_or_stop(self, partition: int) -> None:
+        try:
+            await self._open(partition)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # the loop raises it: a partition must not stay paused
+            self.fatal = exc
 
     async def _open(self, partition: int) -> None:
         tp = TopicPartition(self.config.source_topic, partition)

@@ -9,8 +9,8 @@ restart restores only the changelog's tail from there (`streams.runtime.changelo
 The write-ahead log is off: the changelog is the log. A crash that loses the last writes also
 loses their checkpoint, and the restore reads them again.
 
-Keys are `{table}\\x00{JSON key}` (the changelog's keys too), values JSON. Decoded values are
-cached (bounded): the folds are pure, they never change a value they read in place.
+Keys are `{table}\\x00{JSON key}` (the changelog's keys too), values JSON. Decoded values read
+are cached (bounded): the folds are pure, they never change a value they read in place.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from streams.codec import dumps, loads
 __all__ = ["CACHE_SIZE", "Store", "store_key", "table_and_key", "table_prefix"]
 
 CHECKPOINT = b"\x01checkpoint"  # sorts after every table's keys (table names are text)
-CACHE_SIZE = 50_000  # decoded values kept per partition
+CACHE_SIZE = 20_000  # decoded values kept per partition
+WRITE_BUFFER_BYTES = 8 * 1024 * 1024
 
 
 def table_prefix(table: str) -> bytes:
@@ -52,6 +53,10 @@ class Store:
         self.path = path
         options = Options(raw_mode=True)
         options.create_if_missing(True)
+        # Small memtables: a worker holds a store per partition (and per standby), and RocksDB's
+        # default (64 MiB, two of them) would dominate its memory while a store is restored.
+        options.set_write_buffer_size(WRITE_BUFFER_BYTES)
+        options.set_max_write_buffer_number(2)
         self._db = Rdict(str(path), options)
         self._write = WriteOptions()
         # A property at run time; rocksdict's stub calls it a method.
@@ -91,7 +96,8 @@ class Store:
                 batch.delete(key)
             else:
                 batch.put(key, raw)
-            self._remember(key, value)
+            if key in self._cache:  # kept current, not grown: a restore writes every key once
+                self._cache[key] = value
         if checkpoint is not None:
             batch.put(CHECKPOINT, str(checkpoint).encode())
         self._db.write(batch, self._write)
