@@ -176,7 +176,7 @@ def measure(
             _step(ingress.url, standin_url, key, 20, 3, drain)  # warm up connections
             held: Step | None = None
             rate = 100
-            while rate <= 1600:
+            while rate <= 12_800:
                 step = _step(ingress.url, standin_url, key, rate, search_hold, drain)
                 if step.percentile(99) >= 100:
                     break
