@@ -33,6 +33,7 @@ class Standby:
         self.stores: dict[int, Store] = {}
         self.views: dict[int, Mapping[str, Any]] = {}
         self.ready: set[int] = set()  # caught up with the changelog once
+        self._ends: dict[int, int] = {}  # the changelog's end when following began
         self._lock = asyncio.Lock()
 
     def tables(self, partition: int) -> Mapping[str, Any] | None:
@@ -99,7 +100,7 @@ class Standby:
                         apply_records(store, records)
                     except StaleCheckpoint:
                         continue
-                    if records[-1].offset + 1 >= getattr(self, "_ends", {}).get(tp.partition, 0):
+                    if records[-1].offset + 1 >= self._ends.get(tp.partition, 0):
                         self.ready.add(tp.partition)
 
     def _close(self, partition: int) -> None:
