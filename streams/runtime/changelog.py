@@ -45,6 +45,7 @@ def reader(bootstrap: str) -> AIOKafkaConsumer:
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         isolation_level="read_committed",
+        auto_offset_reset="earliest",  # a store without a checkpoint starts at the beginning
         # An empty partition's fetch is answered after this wait: a restore must not idle 0.5 s.
         fetch_max_wait_ms=20,
         max_partition_fetch_bytes=8 * 1024 * 1024,

@@ -122,12 +122,19 @@ class Loop(ConsumerRebalanceListener):
         self.consumer.subscribe([self.config.source_topic], listener=self)
         await self.consumer.start()
         standby = asyncio.ensure_future(self.standby.run())
+        standby.add_done_callback(self._standby_ended)
         try:
             while self.fatal is None:
                 fetched = await self.consumer.getmany(
                     timeout_ms=IDLE_MS, max_records=self.max_records
                 )
-                self._round(fetched)
+                if self.fatal is not None:
+                    break
+                try:
+                    self._round(fetched)
+                except BaseException as exc:  # a bug in a fold: nothing half-folded is committed
+                    self._halt(exc)
+                    raise
             raise StopWorker(str(self.fatal)) from self.fatal
         finally:
             standby.cancel()
@@ -150,22 +157,32 @@ class Loop(ConsumerRebalanceListener):
         for task in self.tasks.values():
             task.commit_soon(self._commit_failed)
 
+    def _halt(self, exc: BaseException) -> None:
+        """The worker must stop: no task commits anything more."""
+        self.fatal = self.fatal or exc
+        for task in self.tasks.values():
+            task.halted = True
+
+    def _standby_ended(self, standby: asyncio.Future[None]) -> None:
+        if not standby.cancelled() and standby.exception() is not None:
+            log.error("standby copies stopped: %r", standby.exception())
+            self._halt(standby.exception() or RuntimeError("standby"))
+
     def _commit_failed(self, task: Task, exc: BaseException) -> None:
         if self.tasks.get(task.partition) is not task:
             return  # dropped meanwhile
         if not isinstance(exc, PartitionLost | KafkaError | TimeoutError | OSError):
-            self.fatal = exc  # a bug, not the weather: stop without committing anything more
+            self._halt(exc)  # a bug, not the weather: stop without committing anything more
             return
         # Nothing more is folded into it from now on: its records are read again when reopened.
         del self.tasks[task.partition]
         if task.source in self.consumer.assignment():
             self.consumer.pause(task.source)
-        if isinstance(exc, PartitionLost):
-            log.warning("%s", exc)
-            self._spawn(task.close())
-        else:
-            log.warning("partition %d: commit failed (%r); reopening it", task.partition, exc)
-            self._spawn(self._reopen(task))
+        # Fenced: another member took it (the next rebalance revokes it here), or the coordinator
+        # aborted a transaction that outlived its timeout. Reopening tells the two apart: it
+        # fences in turn, and a rebalance moves the partition if it is no longer ours.
+        log.warning("partition %d: commit failed (%r); reopening it", task.partition, exc)
+        self._spawn(self._reopen(task))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         job = asyncio.ensure_future(work)
@@ -174,16 +191,20 @@ class Loop(ConsumerRebalanceListener):
 
     async def _reopen(self, task: Task) -> None:
         await task.close()
-        if task.partition in self.assigned and task.partition not in self.opening:
+        if task.partition in self.assigned:
             self._open_later(task.partition)
 
     async def _stop(self) -> None:
         for opening in self.opening.values():
             opening.cancel()
         for p in list(self.tasks):
-            if self.fatal is None:
-                await self.tasks[p].settle()
+            task = self.tasks.get(p)
+            if task is not None and self.fatal is None:
+                await task.settle()
             await self._drop(p)
+        for job in [*self._jobs, *self.opening.values()]:
+            with contextlib.suppress(BaseException):
+                await job
         await self.standby.stop()
         await self.consumer.stop()
         await self.reader.stop()
@@ -192,9 +213,12 @@ class Loop(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         for tp in revoked:
+            self.assigned.discard(tp.partition)  # a failing commit must not reopen it now
             opening = self.opening.pop(tp.partition, None)
             if opening is not None:
                 opening.cancel()
+                with contextlib.suppress(BaseException):
+                    await opening  # its store is closed before the partition can come back
             task = self.tasks.get(tp.partition)
             if task is not None:
                 await task.settle()  # its last batch is committed before it is handed over
@@ -219,6 +243,9 @@ class Loop(ConsumerRebalanceListener):
         )
 
     def _open_later(self, partition: int) -> None:
+        current = self.opening.get(partition)
+        if current is not None and not current.done():
+            return  # one opening at a time: two would contend for the store's lock
         self.opening[partition] = asyncio.ensure_future(self._open_or_stop(partition))
 
     async def _open_or_stop(self, partition: int) -> None:

@@ -85,6 +85,7 @@ class Task:
         self.next_offset: int | None = None  # after the last record folded, not yet committed
         self.position = 0  # the next offset of the source partition to fold
         self.committer: asyncio.Task[None] | None = None
+        self.halted = False  # the worker is stopping after a fault: commit nothing more
 
     async def fence(self) -> None:
         """Step 1 of taking the partition: start its transactional producer."""
@@ -127,12 +128,12 @@ class Task:
         """Commit what has been folded, unless a commit is in flight: that one commits the
         rest when it is done. Nothing waits on a timer: a commit starts as soon as there is
         something to commit and the previous one is done, so batches grow with the load."""
-        if self.committer is None and self.dirty:
+        if self.committer is None and self.dirty and not self.halted:
             self.committer = asyncio.ensure_future(self._commit_while_dirty(failed))
 
     async def _commit_while_dirty(self, failed: Callable[[Task, BaseException], None]) -> None:
         try:
-            while self.dirty:
+            while self.dirty and not self.halted:
                 changes = self.state.seal()
                 effects, self.effects = self.effects, Effects()
                 offset, self.next_offset = self.next_offset, None
@@ -163,5 +164,5 @@ class Task:
             with contextlib.suppress(asyncio.CancelledError):
                 await committer
         self.discard()
+        self.store.close()  # first: the partition may be opened again while the producer stops
         await self.transaction.stop()
-        self.store.close()
