@@ -17,6 +17,7 @@ __all__ = [
     "RAW_WEBHOOKS",
     "TOPICS",
     "TopicSpec",
+    "ensure_changelog",
     "ensure_configured_topics",
     "ensure_topics",
     "partition_ids",
@@ -73,6 +74,21 @@ def raw_key(payload: dict[str, object]) -> bytes | None:
 async def ensure_topics(bootstrap: str, *, partitions: int, replication_factor: int) -> list[str]:
     """Create the project's topics that do not exist yet; return the names created."""
     return await _create_missing(bootstrap, TOPICS, partitions, replication_factor)
+
+
+async def ensure_changelog(
+    bootstrap: str, name: str, *, source: str, replication_factor: int
+) -> list[str]:
+    """Create the compacted changelog topic `name`, with as many partitions as `source` (its
+    partition p holds the state of source partition p), if it does not exist yet."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        partitions = len(await partition_ids(admin, source))
+    finally:
+        await admin.close()
+    spec = TopicSpec(name, key="table key", configs={"cleanup.policy": "compact"})
+    return await _create_missing(bootstrap, [spec], partitions, replication_factor)
 
 
 async def _create_missing(

@@ -14,10 +14,10 @@ import logging
 
 from aiohttp import web
 
-from streams.ingress.http import ingress_handlers
+from streams.ingress.http import install_ingress
 from streams.ingress.raw_log import RawLog
 from streams.settings import Settings
-from streams.web import json_response
+from streams.web import install_health
 
 __all__ = ["ingress_app", "run_ingress"]
 
@@ -26,13 +26,8 @@ log = logging.getLogger(__name__)
 
 def ingress_app(settings: Settings, raw_log: RawLog) -> web.Application:
     app = web.Application()
-    for path, handle in ingress_handlers(settings, raw_log).items():
-        app.router.add_post(path, handle)
-
-    async def healthz(request: web.Request) -> web.Response:
-        return json_response({"status": "ok"})
-
-    app.router.add_get("/healthz", healthz)
+    install_ingress(app, settings, raw_log)
+    install_health(app, lambda: "ok")  # nothing to join or restore: ready while it serves
 
     async def stop_raw_log(app: web.Application) -> None:
         await raw_log.stop()

@@ -16,10 +16,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.codec import loads
 from streams.errors import StreamsError
 from streams.runtime.store import Store, table_and_key
+from streams.topics import partition_ids
 
 __all__ = [
     "StaleCheckpoint",
@@ -100,18 +102,19 @@ def apply_records(store: Store, records: Sequence[Any]) -> None:
 async def read_changelog(bootstrap: str, group: str) -> dict[str, dict[Any, Any]]:
     """Every table of `group` as its changelog holds it: table -> key -> value (for `streams
     replay compare` and tests). {} when the topic does not exist."""
+    topic = changelog_topic(group)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in await partition_ids(admin, topic)]
+    finally:
+        await admin.close()
+    tables: dict[str, dict[Any, Any]] = {}
+    if not tps:
+        return tables
     consumer = reader(bootstrap)
     await consumer.start()
     try:
-        topic = changelog_topic(group)
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        tables: dict[str, dict[Any, Any]] = {}
-        if not tps:
-            return tables
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)

@@ -9,11 +9,10 @@ done. aiokafka keeps fetching in the background. A tick (the reminders' clock) i
 the round when it is due.
 
 Rebalances: a partition taken is paused until its task is open (fenced, restored, sought to the
-committed offset); a partition revoked waits for the round in flight, then its task closes.
-Failures: a task fenced (`PartitionLost`) is dropped; one whose commit failed for another
-reason (Kafka unreachable) is opened again from the committed offset, with patience; past it,
-or on an error that is not a record's content, the loop raises and the worker stops without
-committing anything more.
+committed offset); a partition revoked first lets its commit in flight finish, then its task
+closes. Failures: a task whose commit failed on Kafka (fenced, unreachable) is opened again from
+the committed offset, with patience; past it, or on an error that is not a record's content
+(a bug in a fold), every task stops committing, the loop raises and the worker stops.
 """
 
 from __future__ import annotations
@@ -26,8 +25,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError
 
 from streams.errors import StreamsError
 from streams.runtime.changelog import reader
@@ -36,6 +34,7 @@ from streams.runtime.standby import Standby
 from streams.runtime.store import Store
 from streams.runtime.task import Task, TaskConfig
 from streams.runtime.transaction import PartitionLost
+from streams.topics import ensure_changelog
 
 __all__ = ["MAX_RECORDS", "Loop", "StopWorker"]
 
@@ -117,7 +116,12 @@ class Loop(ConsumerRebalanceListener):
             fetch_max_bytes=32 * 1024 * 1024,
         )
         self.reader = reader(self.config.bootstrap)  # restores, one partition at a time
-        await self._ensure_changelog()
+        await ensure_changelog(
+            self.config.bootstrap,
+            self.config.changelog_topic,
+            source=self.config.source_topic,
+            replication_factor=self.replication_factor,
+        )
         await self.reader.start()
         self.consumer.subscribe([self.config.source_topic], listener=self)
         await self.consumer.start()
@@ -296,26 +300,3 @@ class Loop(ConsumerRebalanceListener):
             if task.source in self.consumer.assignment():
                 self.consumer.pause(task.source)  # until it is open again
             await task.close()
-
-    async def _ensure_changelog(self) -> None:
-        """The group's changelog, compacted, with as many partitions as the source topic."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.config.bootstrap)
-        await admin.start()
-        try:
-            (source,) = await admin.describe_topics([self.config.source_topic])
-            count = len(source["partitions"])
-            if self.config.changelog_topic in await admin.list_topics():
-                return
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [
-                        NewTopic(
-                            self.config.changelog_topic,
-                            num_partitions=count,
-                            replication_factor=self.replication_factor,
-                            topic_configs={"cleanup.policy": "compact"},
-                        )
-                    ]
-                )
-        finally:
-            await admin.close()

@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from streams.runtime.changelog import StaleCheckpoint, apply_records, reader
+from streams.runtime.changelog import apply_records, reader
 from streams.runtime.state import PartitionState
 from streams.runtime.store import Store
 from streams.runtime.task import TaskConfig
@@ -61,7 +61,7 @@ class Standby:
             for p, tp in tps.items():
                 start = self.stores[p].checkpoint
                 if start is None or start < firsts[tp] or start > ends[tp]:
-                    self._wipe(p)
+                    self.stores[p].reset()  # no checkpoint, or one the changelog lacks
                     start = firsts[tp]
                 self.consumer.seek(tp, start)
                 if start >= ends[tp]:
@@ -96,10 +96,7 @@ class Standby:
                     store = self.stores.get(tp.partition)
                     if store is None or not records:
                         continue
-                    try:
-                        apply_records(store, records)
-                    except StaleCheckpoint:
-                        continue
+                    apply_records(store, records)
                     if records[-1].offset + 1 >= self._ends.get(tp.partition, 0):
                         self.ready.add(tp.partition)
 
@@ -107,14 +104,6 @@ class Standby:
         self.ready.discard(partition)
         self.views.pop(partition, None)
         self.stores.pop(partition).close()
-
-    def _wipe(self, partition: int) -> None:
-        self._close(partition)
-        path = self.config.store_path(partition)
-        Store.wipe(path)
-        store = Store(path)
-        self.stores[partition] = store
-        self.views[partition] = PartitionState(store, self.config.tables).tables
 
     async def stop(self) -> None:
         async with self._lock:

@@ -49,18 +49,21 @@ class Store:
     """One partition's tables. Not shared between processes: RocksDB locks its directory."""
 
     def __init__(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._write = WriteOptions()
+        # A property at run time; rocksdict's stub calls it a method.
+        self._write.disable_wal = True  # type: ignore[method-assign,assignment]
+        self._open()
+
+    def _open(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
         # Small memtables: a worker holds a store per partition (and per standby), and RocksDB's
         # default (64 MiB, two of them) would dominate its memory while a store is restored.
         options.set_write_buffer_size(WRITE_BUFFER_BYTES)
         options.set_max_write_buffer_number(2)
-        self._db = Rdict(str(path), options)
-        self._write = WriteOptions()
-        # A property at run time; rocksdict's stub calls it a method.
-        self._write.disable_wal = True  # type: ignore[method-assign,assignment]
+        self._db = Rdict(str(self.path), options)
         self._cache: dict[bytes, Any] = {}
         raw = self._db.get(CHECKPOINT)
         self.checkpoint: int | None = int(raw) if raw is not None else None
@@ -114,7 +117,9 @@ class Store:
         self._db.flush()
         self._db.close()
 
-    @staticmethod
-    def wipe(path: Path) -> None:
-        """Delete a store's files (its changelog restores it from the start)."""
-        shutil.rmtree(path, ignore_errors=True)
+    def reset(self) -> None:
+        """Delete everything, checkpoint included, and start empty (its changelog restores it
+        from the start). Whoever holds this store keeps a valid one."""
+        self.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+        self._open()

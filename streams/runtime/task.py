@@ -97,14 +97,7 @@ class Task:
         try:
             await restore(reader, self.store, self.changelog)
         except StaleCheckpoint:
-            path = self.store.path
-            self.store.close()
-            Store.wipe(path)
-            self.store = Store(path)
-            self.state = PartitionState(self.store, self.config.tables)
-            self.processor = Processor(
-                self.config.families, self.state, live=self.config.live, label=self.config.label
-            )
+            self.store.reset()
             await restore(reader, self.store, self.changelog)
 
     def committed_tables(self) -> Any:

@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -149,6 +150,11 @@ async def test_a_store_restores_only_the_changelog_tail_after_its_checkpoint(
         await consumer.stop()
 
 
+def committed_twice(emitted: list[dict[str, Any]]) -> list[str]:
+    """The ids of derived events the log holds more than once (exactly once: none)."""
+    return [i for i, n in Counter(e["id"] for e in emitted).items() if n > 1]
+
+
 def ingress_and_worker(env: dict[str, str], tmp_path: Path) -> tuple[Worker, int]:
     ingress = start_worker(env, tmp_path / "ingress", command="ingress")
     ingress.wait_healthy()
@@ -196,8 +202,7 @@ async def test_twenty_kill_9s_over_a_live_stream_leave_every_answer_exact_and_ev
         }
         # Exactly once in the log itself, not only at Ably: no derived event committed twice.
         emitted = await derived_records(kafka_bootstrap, run)
-        doubled = [i for i, n in Counter(e["id"] for e in emitted).items() if n > 1]
-        assert doubled == []
+        assert committed_twice(emitted) == []
         seen = ably_messages(ably_server, run)
         assert {e["id"] for e in emitted} == {m["id"] for m in seen}
     finally:
@@ -244,7 +249,7 @@ async def test_a_paused_worker_that_comes_back_writes_nothing_for_partitions_it_
             )
         assert wait_for(lambda: seen_by_subscribers(ably_server, run) == notifications, timeout=180)
         emitted = await derived_records(kafka_bootstrap, run)
-        assert [i for i, n in Counter(e["id"] for e in emitted).items() if n > 1] == []
+        assert committed_twice(emitted) == []
     finally:
         for worker in workers:
             worker.stop()

@@ -111,12 +111,13 @@ def test_a_miss_is_not_cached_past_a_write(store: Store) -> None:
     assert store.get(key) == "now"
 
 
-def test_wipe_then_reopen_is_empty_without_checkpoint(tmp_path: Path) -> None:
+def test_reset_then_reopen_is_empty_without_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "p0"
     first = Store(path)
     first.write([put("t", "k", 1)], 10)
+    first.reset()
+    assert first.checkpoint is None and first.get(store_key("t", "k")) is None
     first.close()
-    Store.wipe(path)
     again = Store(path)
     try:
         assert again.checkpoint is None
