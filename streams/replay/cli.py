@@ -16,7 +16,7 @@ from streams.progress import Progress
 from streams.replay.app import create_replay_worker
 from streams.replay.changelog import differences
 from streams.replay.control import GroupLag, Position, read_versions, write_versions
-from streams.replay.versions import LIVE_GROUP, ReplayError, Versions, group_of, unit_id
+from streams.replay.versions import LIVE_GROUP, ReplayError, Run, Versions, run_id
 from streams.runtime.changelog import read_changelog
 from streams.settings import Settings
 from streams.tables.projection import Projection
@@ -81,8 +81,9 @@ def add_commands(sub: argparse._SubParsersAction, catalog: Sequence[Projection])
     compare.set_defaults(command=partial(_compare, by_name))
 
     worker = sub.add_parser("replay-worker", help=argparse.SUPPRESS)
-    worker.add_argument("projection", choices=names)
+    worker.add_argument("run")
     worker.add_argument("version", type=int)
+    worker.add_argument("projections", nargs="+", choices=names)
     worker.add_argument("--web-port", type=int, required=True)
     worker.set_defaults(command=partial(_replay_worker, by_name))
 
@@ -93,9 +94,13 @@ def _start(catalog: dict[str, Projection], settings: Settings, args: argparse.Na
     async def run() -> int:
         bootstrap = await ready_kafka(settings)
         recorded = await read_versions(bootstrap)
+        # One run folds them all in one read of the log.
+        names = tuple(p.name for p in chosen)
+        run = Run(run_id(names, args.version, every=args.projection == "all"), args.version, names)
         # Check every projection before recording any, so a refusal changes nothing.
         updated = {
-            p.name: recorded.get(p.name, Versions.initial(p)).start(p, args.version) for p in chosen
+            p.name: recorded.get(p.name, Versions.initial(p)).start(p, args.version, run)
+            for p in chosen
         }
         for name, versions in updated.items():
             await write_versions(bootstrap, name, versions)
@@ -104,15 +109,14 @@ def _start(catalog: dict[str, Projection], settings: Settings, args: argparse.Na
         if not args.wait:
             print("follow it with `streams replay status`")
             return 0
-        units = [(p, args.version) for p in chosen]
-        seconds = await _follow(bootstrap, units, verbose=args.verbose)
+        seconds = await _follow(bootstrap, [run.id], verbose=args.verbose)
         print(f"version {args.version} of {listed} has caught up with the log ({seconds:.0f}s)")
         return 0
 
     return asyncio.run(run())
 
 
-async def _follow(bootstrap: str, units: list[tuple[Projection, int]], *, verbose: bool) -> float:
+async def _follow(bootstrap: str, runs: list[str], *, verbose: bool) -> float:
     started = time.monotonic()
     async with Position(bootstrap) as position:
         progress = Progress("replay", total=0)
@@ -121,13 +125,13 @@ async def _follow(bootstrap: str, units: list[tuple[Projection, int]], *, verbos
         while True:
             head = await position.head()
             live = await position.lag(LIVE_GROUP, head)
-            lags = [await position.lag(group_of(p, v), head) for p, v in units]
+            lags = [await position.lag(run, head) for run in runs]
             progress.update(sum(lag.done for lag in lags), sum(lag.total for lag in lags))
             if verbose and time.monotonic() - shown_partitions >= 5:
                 shown_partitions = time.monotonic()
-                for (p, v), lag in zip(units, lags, strict=True):
+                for run, lag in zip(runs, lags, strict=True):
                     for partition, (done, total) in sorted(lag.partitions.items()):
-                        print(f"  {p.name} v{v} partition {partition}: {done}/{total}")
+                        print(f"  {run} partition {partition}: {done}/{total}")
             if all(caught_up(lag, live) for lag in lags):
                 progress.finish()
                 return time.monotonic() - started
@@ -156,8 +160,9 @@ def _status(catalog: dict[str, Projection], settings: Settings, args: argparse.N
             for projection in catalog.values():
                 versions = recorded.get(projection.name, Versions.initial(projection))
                 for version in versions.all(projection):
-                    lag = await position.lag(group_of(projection, version), head)
-                    state = _state(projection, version, lag, live)
+                    group = versions.group(projection, version)
+                    lag = await position.lag(group, head)
+                    state = "live" if group == LIVE_GROUP else _state(lag, live)
                     serves = "yes" if versions.serving == version else "no"
                     print(
                         f"{projection.name:<14}{version:>7}  {serves:<7}{state:<12}"
@@ -168,9 +173,7 @@ def _status(catalog: dict[str, Projection], settings: Settings, args: argparse.N
     return asyncio.run(run())
 
 
-def _state(projection: Projection, version: int, lag: GroupLag, live: GroupLag) -> str:
-    if group_of(projection, version) == LIVE_GROUP:
-        return "live"
+def _state(lag: GroupLag, live: GroupLag) -> str:
     if caught_up(lag, live):
         return "caught up"
     return "replaying" if lag.members or lag.started else "waiting"
@@ -187,7 +190,7 @@ def _promote(catalog: dict[str, Projection], settings: Settings, args: argparse.
         promoted = versions.promote(projection, args.version)
         async with Position(bootstrap) as position:
             head = await position.head()
-            lag = await position.lag(group_of(projection, args.version), head)
+            lag = await position.lag(versions.group(projection, args.version), head)
             live = await position.lag(LIVE_GROUP, head)
         if not caught_up(lag, live):
             raise ReplayError(
@@ -204,17 +207,28 @@ def _promote(catalog: dict[str, Projection], settings: Settings, args: argparse.
 
 def _drop(catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace) -> int:
     projection = catalog[args.projection]
-    group = unit_id(projection.name, args.version)
 
     async def run() -> int:
         bootstrap = await ready_kafka(settings)
-        versions = (await read_versions(bootstrap)).get(
-            projection.name, Versions.initial(projection)
-        )
+        recorded = await read_versions(bootstrap)
+        versions = recorded.get(projection.name, Versions.initial(projection))
+        group = versions.group(projection, args.version)
         if args.version in versions.all(projection):
-            await write_versions(
-                bootstrap, projection.name, versions.drop(projection, args.version)
+            recorded[projection.name] = versions.drop(projection, args.version)
+            await write_versions(bootstrap, projection.name, recorded[projection.name])
+        sharing = sorted(
+            name
+            for name, v in recorded.items()
+            if name in catalog
+            and args.version in v.replays
+            and v.group(catalog[name], args.version) == group
+        )
+        if sharing:
+            print(
+                f"version {args.version} of {projection.name} dropped; its run {group} goes on "
+                f"for {', '.join(sharing)}, and its state goes when their versions are dropped"
             )
+            return 0
         async with Position(bootstrap) as position:
             # A re-run finishes a drop whose clean-up was interrupted.
             if args.version not in versions.all(projection) and not await position.topics(
@@ -243,8 +257,11 @@ def _compare(catalog: dict[str, Projection], settings: Settings, args: argparse.
         bootstrap = await ready_kafka(settings)
         found: list[str] = []
         keys = 0
-        a_tables = await read_changelog(bootstrap, group_of(projection, args.a))
-        b_tables = await read_changelog(bootstrap, group_of(projection, args.b))
+        versions = (await read_versions(bootstrap)).get(
+            projection.name, Versions.initial(projection)
+        )
+        a_tables = await read_changelog(bootstrap, versions.group(projection, args.a))
+        b_tables = await read_changelog(bootstrap, versions.group(projection, args.b))
         for table in projection.tables:
             a, b = a_tables.get(table, {}), b_tables.get(table, {})
             keys += len(a)
@@ -266,7 +283,14 @@ def _compare(catalog: dict[str, Projection], settings: Settings, args: argparse.
 def _replay_worker(
     catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace
 ) -> int:
-    projection, bootstrap = catalog[args.projection], kafka_bootstrap(settings)
+    projections = [catalog[name] for name in args.projections]
     return run_worker(
-        create_replay_worker(settings, bootstrap, projection, args.version, args.web_port)
+        create_replay_worker(
+            settings,
+            kafka_bootstrap(settings),
+            args.run,
+            args.version,
+            projections,
+            args.web_port,
+        )
     )

@@ -1,11 +1,11 @@
-"""In every live worker: a replay worker process for each replayed version on the versions topic,
-and which version answers each projection's queries.
+"""In every live worker: a replay worker process for each run of replayed versions on the
+versions topic (`streams.replay.versions`), and which version answers each projection's queries.
 
-Each replay worker is this same program run as `replay-worker NAME N` (so a build that adds
-projections runs its own), on a free local port, dying with its parent. One that exits is started
-again after a pause; one whose version is dropped is stopped and its local state deleted. With
-several live workers, each runs one member of every version's consumer group, so a replay spreads
-over the workers as the live projections do.
+Each replay worker is this same program run as `replay-worker RUN N NAME...` (so a build that
+adds projections runs its own), on a free local port, dying with its parent. One that exits is
+started again after a pause; one whose run no projection needs any more is stopped and its local
+state deleted. With several live workers, each runs one member of every run's consumer group, so
+a replay spreads over the workers as the live projections do.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from streams.api import NotServing
 from streams.processes import die_with_parent, free_port
 from streams.replay.app import replay_dir
 from streams.replay.control import watch_versions
-from streams.replay.versions import LIVE_VERSION, Versions, unit_id
+from streams.replay.versions import LIVE_VERSION, Run, Versions, runs_wanted
 from streams.settings import Settings
 from streams.tables.projection import Projection
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 RESTART_PAUSE = 5.0  # seconds before a replay worker that exited is started again
 STOP_GRACE = 30.0  # seconds a stopped replay worker gets before SIGKILL
 
-Unit = tuple[str, int]
+RunId = str  # a run's consumer group
 
 
 def this_program() -> list[str]:
@@ -70,20 +70,21 @@ class Supervisor:
         self.settings, self.bootstrap, self.command = settings, bootstrap, list(command)
         self.catalog = {p.name: p for p in catalog}
         self.versions: dict[str, Versions] = {}
-        self.children: dict[Unit, _Child] = {}
-        self.stopping: dict[Unit, _Child] = {}
-        self.exited: dict[Unit, float] = {}
+        self.children: dict[RunId, _Child] = {}
+        self.stopping: dict[RunId, _Child] = {}
+        self.exited: dict[RunId, float] = {}
         self.known = False  # whether the versions topic has been read to its end once
 
     def serving(self, name: str) -> str | None:
         """None when the live tables answer `name`'s queries, else the local replay worker's URL."""
         projection = self.catalog[name]
-        version = self.versions.get(name, Versions.initial(projection)).serving
+        versions = self.versions.get(name, Versions.initial(projection))
+        version = versions.serving
         if version is None:
             raise NotServing(f"no version of {name} serves queries yet (streams replay promote)")
         if projection.live and version == LIVE_VERSION:
             return None
-        child = self.children.get((name, version))
+        child = self.children.get(versions.group(projection, version))
         if child is None or not child.running:
             raise NotServing(
                 f"version {version} of {name} serves queries but its replay worker is not "
@@ -106,63 +107,65 @@ class Supervisor:
             ticker.cancel()
             self.stop_all()
 
-    def wanted(self) -> set[Unit]:
-        units: set[Unit] = set()
-        for name, versions in self.versions.items():
-            if name not in self.catalog:
-                continue  # recorded by a build that knows it; this one cannot compute it
-            units.update((name, v) for v in versions.replays)
-        return units
+    def wanted(self) -> dict[RunId, Run]:
+        return {run.id: run for run in runs_wanted(self.versions, self.catalog)}
 
     def reconcile(self) -> None:
         if not self.known:
             return
         wanted = self.wanted()
-        for unit in set(self.children) - wanted:
-            child = self.children.pop(unit)
-            log.info("replay %s v%d was dropped: stopping its replay worker", *unit)
+        for run in set(self.children) - set(wanted):
+            child = self.children.pop(run)
+            log.info("replay run %s was dropped: stopping its replay worker", run)
             child.process.send_signal(signal.SIGTERM)
             child.stopping_since = time.monotonic()
-            self.stopping[unit] = child
-        self._finish_stopping(wanted)
-        for unit in sorted(wanted):
-            current = self.children.get(unit)
+            self.stopping[run] = child
+        self._finish_stopping(set(wanted))
+        for run, spec in sorted(wanted.items()):
+            current = self.children.get(run)
             if current is not None and current.running:
                 continue
             if current is not None:
-                log.warning(
-                    "replay %s v%d: replay worker exited (%s)", *unit, current.process.poll()
-                )
-                del self.children[unit]
-                self.exited[unit] = time.monotonic()
-            if time.monotonic() - self.exited.get(unit, -RESTART_PAUSE) < RESTART_PAUSE:
+                log.warning("replay run %s: replay worker exited (%s)", run, current.process.poll())
+                del self.children[run]
+                self.exited[run] = time.monotonic()
+            if time.monotonic() - self.exited.get(run, -RESTART_PAUSE) < RESTART_PAUSE:
                 continue
-            if unit in self.stopping:
+            if run in self.stopping:
                 continue  # a previous run of it is still shutting down
-            self.children[unit] = self._start(*unit)
+            self.children[run] = self._start(spec)
 
-    def _finish_stopping(self, wanted: set[Unit]) -> None:
-        for unit, child in list(self.stopping.items()):
+    def _finish_stopping(self, wanted: set[RunId]) -> None:
+        for run, child in list(self.stopping.items()):
             if child.running and time.monotonic() - (child.stopping_since or 0) > STOP_GRACE:
                 child.process.kill()
             if child.running:
                 continue
-            del self.stopping[unit]
-            if unit not in wanted:
-                shutil.rmtree(replay_dir(self.settings, *unit), ignore_errors=True)
-        # State of versions dropped while this worker was not running.
+            del self.stopping[run]
+            if run not in wanted:
+                shutil.rmtree(replay_dir(self.settings, run), ignore_errors=True)
+        # State of runs dropped while this worker was not running.
         root = self.settings.data_dir / "replay"
-        keep = {unit_id(*u) for u in wanted | set(self.stopping) | set(self.children)}
+        keep = wanted | set(self.stopping) | set(self.children)
         for path in root.glob("streams-*-v*") if root.exists() else ():
             if path.name not in keep:
-                log.info("deleting the local state of dropped version %s", path.name)
+                log.info("deleting the local state of dropped run %s", path.name)
                 shutil.rmtree(path, ignore_errors=True)
 
-    def _start(self, name: str, version: int) -> _Child:
+    def _start(self, run: Run) -> _Child:
         port = free_port()
-        log.info("replay %s v%d: starting its replay worker on port %d", name, version, port)
+        names = ", ".join(run.projections)
+        log.info("replay run %s (%s v%d): starting on port %d", run.id, names, run.version, port)
         process = subprocess.Popen(
-            [*self.command, "replay-worker", name, str(version), "--web-port", str(port)],
+            [
+                *self.command,
+                "replay-worker",
+                run.id,
+                str(run.version),
+                *run.projections,
+                "--web-port",
+                str(port),
+            ],
             preexec_fn=die_with_parent,
         )
         return _Child(process, port)

@@ -20,7 +20,7 @@ from streams.codec import dumps, loads
 from streams.ingest import wait_consumed
 from streams.ingress.raw_log import Incoming, RawLog
 from streams.replay.control import Position
-from streams.replay.versions import unit_id
+from streams.replay.versions import run_id, unit_id
 from streams.runtime.changelog import read_changelog
 from streams.topics import DERIVED, ensure_topics
 from tests.integration.processes import REPO, Worker, http, start_worker, wait_for
@@ -32,6 +32,7 @@ from tests.traffic import expected, format_minor, generate
 # The `streams` command of a build that adds the test's projection (see revenue_by_rep.py).
 PROGRAM = [sys.executable, "-m", "tests.integration.revenue_by_rep"]
 LIVE_PROJECTIONS = ("revenue", "unread", "leads")
+ALL_V2 = run_id([], 2, every=True)  # the run of `replay start --projection all --version 2`
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -147,7 +148,8 @@ async def test_replay_promote_new_projection_and_drop(
         assert "has caught up with the log" in out, out
         assert "replay [" in err and "/s" in err  # the progress bar: done/total, rate, time left
 
-        await consumed_by(kafka, ["streams", *(unit_id(p, 2) for p in LIVE_PROJECTIONS)])
+        # One run folds every projection's version 2 in one read of the log.
+        await consumed_by(kafka, ["streams", ALL_V2])
         for projection in LIVE_PROJECTIONS:
             # Each group's commits are its own transactions: wait for both to settle.
             def settled(p: str = projection) -> subprocess.CompletedProcess[str] | None:
@@ -197,6 +199,13 @@ async def test_replay_promote_new_projection_and_drop(
         by_rep = tables.get(REP_REVENUE, {})
         assert by_rep == {**expected_by_rep(history), **expected_by_rep(arriving)}
 
+        # A version dropped from a run the others still use leaves the run to them.
+        partly = cli(cli_env, "replay", "drop", "pipeline", "2")
+        assert partly.returncode == 0, partly.stderr
+        assert f"its run {ALL_V2} goes on for" in partly.stdout, partly.stdout
+        status = cli(cli_env, "replay", "status").stdout
+        assert not [line for line in status.splitlines() if line.split()[:2] == ["pipeline", "2"]]
+
         # A retired version is dropped: its group, topics and local state are gone.
         dropped = cli(cli_env, "replay", "drop", "revenue", "3")
         assert dropped.returncode == 0, dropped.stderr
@@ -205,14 +214,14 @@ async def test_replay_promote_new_projection_and_drop(
         try:
             topics = await admin.list_topics()
             assert not [t for t in topics if t.startswith(f"{unit_id('revenue', 3)}-")]
-            assert [t for t in topics if t.startswith(f"{unit_id('revenue', 2)}-")]
+            assert [t for t in topics if t.startswith(f"{ALL_V2}-")]
             groups = {g[0] for g in await admin.list_consumer_groups()}
-            assert unit_id("revenue", 3) not in groups and unit_id("revenue", 2) in groups
+            assert unit_id("revenue", 3) not in groups and ALL_V2 in groups
         finally:
             await admin.close()
         replay_dirs = tmp_path / "worker" / "replay"
         assert wait_for(lambda: not (replay_dirs / unit_id("revenue", 3)).exists(), timeout=30)
-        assert (replay_dirs / unit_id("revenue", 2)).exists()
+        assert (replay_dirs / ALL_V2).exists()
 
         # Silence: every derived event written since the replay began comes from a webhook that
         # arrived since (none re-derived from history), and Ably de-duplicated nothing.
