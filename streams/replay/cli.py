@@ -28,6 +28,7 @@ __all__ = ["add_commands", "caught_up"]
 log = logging.getLogger(__name__)
 
 DROP_TIMEOUT = 120.0  # seconds the workers get to stop a dropped version's replay workers
+FOLLOW_INTERVAL = 0.2  # seconds between looks at the groups' offsets: a cheap admin request
 IDLE_HINT = 30.0  # seconds without any worker running a replay before --wait says so
 
 
@@ -102,8 +103,7 @@ def _start(catalog: dict[str, Projection], settings: Settings, args: argparse.Na
             p.name: recorded.get(p.name, Versions.initial(p)).start(p, args.version, run)
             for p in chosen
         }
-        for name, versions in updated.items():
-            await write_versions(bootstrap, name, versions)
+        await write_versions(bootstrap, updated)
         listed = ", ".join(updated)
         print(f"version {args.version} of {listed}: recorded; every worker now computes it")
         if not args.wait:
@@ -143,7 +143,7 @@ async def _follow(bootstrap: str, runs: list[str], *, verbose: bool) -> float:
                     "`make run`) up?",
                     file=sys.stderr,
                 )
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(FOLLOW_INTERVAL)
 
 
 def _status(catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace) -> int:
@@ -198,7 +198,7 @@ def _promote(catalog: dict[str, Projection], settings: Settings, args: argparse.
                 f"{lag.behind:,} records behind the head of the log ({lag.done:,} of "
                 f"{lag.total:,} done); wait with `streams replay status` and promote it then"
             )
-        await write_versions(bootstrap, projection.name, promoted)
+        await write_versions(bootstrap, {projection.name: promoted})
         print(f"queries for {projection.name} now read version {args.version}")
         return 0
 
@@ -215,7 +215,7 @@ def _drop(catalog: dict[str, Projection], settings: Settings, args: argparse.Nam
         group = versions.group(projection, args.version)
         if args.version in versions.all(projection):
             recorded[projection.name] = versions.drop(projection, args.version)
-            await write_versions(bootstrap, projection.name, recorded[projection.name])
+            await write_versions(bootstrap, {projection.name: recorded[projection.name]})
         sharing = sorted(
             name
             for name, v in recorded.items()

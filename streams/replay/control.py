@@ -4,7 +4,7 @@ in the raw log (its lag), from its consumer group's committed offsets."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,13 +71,18 @@ def _apply(state: dict[str, Versions], records: Iterable[object]) -> None:
             state[name] = Versions.from_json(loads_object(value))
 
 
-async def write_versions(bootstrap: str, name: str, versions: Versions) -> None:
+async def write_versions(bootstrap: str, updates: Mapping[str, Versions]) -> None:
+    """Record projections' versions (name -> versions), in order, through one producer."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(
-            PROJECTION_VERSIONS.name, key=name.encode(), value=dumps(versions.to_json())
-        )
+        sent = [
+            await producer.send(
+                PROJECTION_VERSIONS.name, key=name.encode(), value=dumps(versions.to_json())
+            )
+            for name, versions in updates.items()
+        ]
+        await asyncio.gather(*sent)
     finally:
         await producer.stop()
 
