@@ -13,8 +13,11 @@ from streams.settings import Settings
 __all__ = [
     "DERIVED",
     "DLQ",
+    "HEADERS_ROOM",
     "PROJECTION_VERSIONS",
     "RAW_WEBHOOKS",
+    "RECORD_MAX_BYTES",
+    "STATE_MAX_BYTES",
     "TOPICS",
     "TopicSpec",
     "ensure_changelog",
@@ -26,6 +29,12 @@ __all__ = [
 ]
 
 FOREVER = "-1"
+# The largest record batch the raw log and the dead letters take (`max.message.bytes`): a body
+# of STREAMS_WEBHOOK_MAX_BYTES with its headers, or a dead letter of it with the reason, fits.
+RECORD_MAX_BYTES = 2 * 1024 * 1024
+# The changelog's: one table value (a location's whole unread map...) may be large.
+STATE_MAX_BYTES = 8 * 1024 * 1024
+HEADERS_ROOM = 64 * 1024  # what a record's headers and framing may add to its body
 
 
 @dataclass(frozen=True)
@@ -40,7 +49,12 @@ RAW_WEBHOOKS = TopicSpec(
     "ghl.webhooks.v1",
     key="locationId, else companyId, else altId (raw UTF-8)",
     # The raw log is the source of truth: kept forever, never compacted.
-    configs={"retention.ms": FOREVER, "retention.bytes": FOREVER, "cleanup.policy": "delete"},
+    configs={
+        "retention.ms": FOREVER,
+        "retention.bytes": FOREVER,
+        "cleanup.policy": "delete",
+        "max.message.bytes": str(RECORD_MAX_BYTES),
+    },
 )
 DERIVED = TopicSpec(
     "streams.derived.v1",
@@ -50,7 +64,11 @@ DERIVED = TopicSpec(
 DLQ = TopicSpec(
     "ghl.webhooks.dlq.v1",
     key="as the source record",
-    configs={"retention.ms": FOREVER, "retention.bytes": FOREVER},
+    configs={
+        "retention.ms": FOREVER,
+        "retention.bytes": FOREVER,
+        "max.message.bytes": str(RECORD_MAX_BYTES),
+    },
 )
 PROJECTION_VERSIONS = TopicSpec(
     "streams.projections.v1",
@@ -87,7 +105,8 @@ async def ensure_changelog(
         partitions = len(await partition_ids(admin, source))
     finally:
         await admin.close()
-    spec = TopicSpec(name, key="table key", configs={"cleanup.policy": "compact"})
+    configs = {"cleanup.policy": "compact", "max.message.bytes": str(STATE_MAX_BYTES)}
+    spec = TopicSpec(name, key="table key", configs=configs)
     return await _create_missing(bootstrap, [spec], partitions, replication_factor)
 
 

@@ -25,7 +25,7 @@ from streams.events import BadRecord, Event, event_type
 from streams.runtime.state import PartitionState
 from streams.runtime.transaction import Effects
 from streams.tables.projection import Fold, Tables
-from streams.topics import RAW_WEBHOOKS
+from streams.topics import RAW_WEBHOOKS, RECORD_MAX_BYTES
 
 __all__ = [
     "CONTENT_ERRORS",
@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+REASON_MAX_CHARS = 1000  # a dead letter's reason header: enough to act on, never the body again
 
 Handler = Callable[[Event], list[dict[str, Any]]]
 # What a record's content causes: the folds check what they read and say why (`BadRecord`).
@@ -143,6 +145,9 @@ class Processor:
             metrics.count("streams_replay_bad_records_total", projection=self.label)
             return
         log.warning("%s: dead-lettering %s:%s: %s", family, record.partition, record.offset, reason)
+        if len(reason) > REASON_MAX_CHARS:
+            reason = reason[:REASON_MAX_CHARS] + "..."
+        body = record.value or b""
         dead_headers = [
             *headers.items(),
             ("error", reason.encode()),
@@ -151,7 +156,12 @@ class Processor:
             ("source-partition", str(record.partition).encode()),
             ("source-offset", str(record.offset).encode()),
         ]
-        effects.dead_letters.append((record.key, record.value or b"", dead_headers))
+        if len(body) + sum(len(k) + len(v) for k, v in dead_headers) > RECORD_MAX_BYTES - 4096:
+            # Kafka would refuse it, and the batch with it, on every retry; the source position
+            # in the headers leads to the body in the raw log.
+            dead_headers.append(("body-omitted", f"{len(body)} bytes".encode()))
+            body = b""
+        effects.dead_letters.append((record.key, body, dead_headers))
         metrics.count("streams_dead_letters_total", family=family)
 
 

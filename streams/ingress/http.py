@@ -18,6 +18,7 @@ from streams.ingress.raw_log import KafkaUnavailable, RawLog
 from streams.ingress.signatures import SignatureError, Verifier
 from streams.settings import Settings
 from streams.tables import locations
+from streams.topics import HEADERS_ROOM, RECORD_MAX_BYTES
 from streams.web import authorized, json_response, problem
 
 __all__ = ["Handler", "ingress_handlers", "install_ingress"]
@@ -33,6 +34,12 @@ def ingress_handlers(settings: Settings, raw_log: RawLog) -> dict[str, Handler]:
     its other endpoints (`install_ingress`), `streams ingress` on its own (`streams.ingress.server`)."""
     verifier = Verifier.from_pem(settings.ghl_ed25519_public_key, settings.ghl_rsa_public_key)
     limit = settings.webhook_max_bytes
+    if limit > RECORD_MAX_BYTES - HEADERS_ROOM:
+        # Kafka would refuse such a body: the ingress would answer 503 and HighLevel retry forever.
+        raise ValueError(
+            f"STREAMS_WEBHOOK_MAX_BYTES is {limit}; the raw log takes bodies of at most "
+            f"{RECORD_MAX_BYTES - HEADERS_ROOM} bytes"
+        )
 
     async def webhook(request: web.Request) -> web.Response:
         body = await _read_limited(request, limit)

@@ -19,7 +19,7 @@ from aiokafka.structs import RecordMetadata
 from streams.codec import dumps
 from streams.errors import StreamsError
 from streams.events import record_headers
-from streams.topics import RAW_WEBHOOKS, raw_key
+from streams.topics import RAW_WEBHOOKS, RECORD_MAX_BYTES, raw_key
 
 __all__ = ["Incoming", "KafkaUnavailable", "RawLog"]
 
@@ -125,6 +125,7 @@ class RawLog:
                     enable_idempotence=True,
                     linger_ms=0,  # nothing waits on a timer: aiokafka batches what queues meanwhile
                     request_timeout_ms=int(self.timeout * 1000),
+                    max_request_size=RECORD_MAX_BYTES,
                 )
                 try:
                     await asyncio.wait_for(producer.start(), self.timeout)

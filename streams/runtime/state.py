@@ -14,12 +14,19 @@ from contextlib import contextmanager
 from typing import Any
 
 from streams.codec import dumps
+from streams.errors import StreamsError
 from streams.runtime.store import Store, table_and_key, table_prefix
+from streams.topics import STATE_MAX_BYTES
 
-__all__ = ["DELETED", "PartitionState", "Table"]
+__all__ = ["DELETED", "PartitionState", "StateTooLarge", "Table"]
 
 DELETED = object()  # a deletion among the changes
 _ABSENT = object()  # in the undo log: the key had no change in the batch before the record
+
+
+class StateTooLarge(StreamsError, RuntimeError):
+    """A table value larger than its changelog takes. Kafka would refuse the batch on every
+    retry, so the worker stops and says which value (a table shape to change, not bad input)."""
 
 
 class PartitionState:
@@ -77,10 +84,18 @@ class PartitionState:
         deletion, value) of each changed key. New writes start a new batch."""
         assert not self.committing, "one commit at a time"
         self.committing, self.changes = self.changes, {}
-        return [
+        sealed: list[tuple[bytes, bytes | None, Any]] = [
             (key, None, None) if value is DELETED else (key, dumps(value), value)
             for key, value in self.committing.items()
         ]
+        for key, raw, _ in sealed:
+            if raw is not None and len(raw) + len(key) > STATE_MAX_BYTES:
+                table, name = table_and_key(key)
+                raise StateTooLarge(
+                    f"{table}[{name!r}] is {len(raw):,} bytes, over the changelog's "
+                    f"{STATE_MAX_BYTES:,}: this table's shape cannot hold it"
+                )
+        return sealed
 
     def sealed_stored(self) -> None:
         """The store holds the sealed changes now."""

@@ -37,6 +37,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from streams.codec import dumps
 from streams.errors import StreamsError
+from streams.topics import HEADERS_ROOM, STATE_MAX_BYTES
 
 __all__ = ["MAX_BATCH_BYTES", "Effects", "PartitionLost", "Transaction", "transactional_id"]
 
@@ -102,7 +103,8 @@ class Transaction:
             acks="all",
             linger_ms=0,
             max_batch_size=MAX_BATCH_BYTES,
-            max_request_size=MAX_BATCH_BYTES + 65_536,
+            # A batch holds one record when that record alone is larger (a big table value).
+            max_request_size=STATE_MAX_BYTES + HEADERS_ROOM,
             # A transaction begun right after the previous commit waits for the coordinator to
             # finish that one (CONCURRENT_TRANSACTIONS): retry in milliseconds, not 100 ms.
             retry_backoff_ms=RETRY_BACKOFF_MS,

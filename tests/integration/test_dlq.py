@@ -172,3 +172,42 @@ async def test_dead_letters_listed_shown_fixed_retried_once_and_failing_again(
         assert len(set(payments_told())) == 3
     finally:
         worker.stop()
+
+
+async def test_a_webhook_at_the_size_limit_is_taken_and_dead_lettered_whole(
+    kafka_bootstrap: str, ably_server: AblyServer, tmp_path: Path
+) -> None:
+    # A body of STREAMS_WEBHOOK_MAX_BYTES (1 MiB by default) is over Kafka's default record
+    # limit once it has headers: the raw log and the dead letters take 2 MiB, so it is written,
+    # dead-lettered with its body, and its partition goes on.
+    env = webhook_env(kafka_bootstrap, ably_server)
+    run = uuid.uuid4().hex[:8]
+    location = f"S{run}"
+    huge = invoice(location, f"{run}-huge", "inv-huge", "lots", "USD")
+    huge["padding"] = ""
+    huge["padding"] = "x" * (1024 * 1024 - len(json.dumps(huge)))
+    assert len(json.dumps(huge)) == 1024 * 1024
+    after = invoice(location, f"{run}-after", "inv-after", 7, "USD")
+
+    worker = start_worker(env, tmp_path / "worker")
+    try:
+        worker.wait_healthy()
+        assert post_webhook(worker, huge)[0] == 200
+        assert post_webhook(worker, after)[0] == 200
+        assert wait_for(lambda: totals(worker, location) == {"USD": "7.00"}), totals(
+            worker, location
+        )
+
+        async def letters() -> list[dict[str, Any]]:
+            return await dead_letters_of(kafka_bootstrap, run)
+
+        [letter] = await eventually(letters)
+        assert letter["webhook_id"] == f"{run}-huge" and "amountPaid" in letter["error"]
+    finally:
+        worker.stop()
+    shown = dlq(
+        webhook_env(kafka_bootstrap, ably_server) | {"STREAMS_DATA_DIR": str(tmp_path / "cli")},
+        "show",
+        letter["dlq"],
+    )
+    assert '"amountPaid": "lots"' in shown and "x" * 1000 in shown  # the whole body is there

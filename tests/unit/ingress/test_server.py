@@ -92,3 +92,9 @@ async def test_a_valid_webhook_gets_503_when_kafka_cannot_be_reached(
     response = await client.post("/webhooks/ghl", data=body, headers=signed(body))
     assert response.status == 503
     assert "unavailable" in (await response.json())["error"]
+
+
+def test_a_body_limit_the_raw_log_cannot_take_is_refused_at_start() -> None:
+    settings = Settings.from_env({"STREAMS_WEBHOOK_MAX_BYTES": str(4 * 1024 * 1024)})
+    with pytest.raises(ValueError, match="the raw log takes bodies of at most"):
+        ingress_app(settings, RawLog("127.0.0.1:1"))

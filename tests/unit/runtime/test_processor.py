@@ -19,7 +19,7 @@ from streams.runtime.store import Store
 from streams.runtime.transaction import Effects
 from streams.tables.projection import Projection, Tables
 from streams.tables.registry import PROJECTIONS
-from streams.topics import RAW_WEBHOOKS
+from streams.topics import RAW_WEBHOOKS, RECORD_MAX_BYTES
 from tests.unit.events import event, invoice
 
 
@@ -363,3 +363,33 @@ def test_projection_families_in_one_batch_fold_as_the_projection(tmp_path: Path,
         assert {t: dict(state.tables[t].items()) for t in projection.tables} == expected
     finally:
         store.close()
+
+
+def test_a_dead_letter_kafka_would_refuse_keeps_its_source_position_not_its_body(
+    state: PartitionState, calls: list[tuple[str, int]]
+) -> None:
+    effects = Effects()
+    huge = rec("Ping", 9, fail={"beta": "bad"}, padding="x" * RECORD_MAX_BYTES)
+    normal = rec("Ping", 10, fail={"beta": "bad"})
+    processor(state, calls).process([huge, normal], effects)
+    (_, too_big, headers), (_, kept, _) = effects.dead_letters
+    meta = dict(headers)
+    assert too_big == b"" and kept == normal.value
+    assert meta["body-omitted"] == f"{len(huge.value or b'')} bytes".encode()
+    assert meta["source-offset"] == b"9" and meta["error"] == b"beta cannot use it"
+
+
+def test_a_long_reason_is_cut_to_a_readable_length(state: PartitionState) -> None:
+    def make(tables: Tables) -> Any:
+        def handle(e: Event) -> list[dict[str, Any]]:
+            raise BadRecord("amount is not a number: " + "9" * 50_000)
+
+        return handle
+
+    effects = Effects()
+    Processor([("gamma", {"Ping"}, make)], state, live=True, label="t").process(
+        [rec("Ping", 1)], effects
+    )
+    ((_, _, headers),) = effects.dead_letters
+    reason = dict(headers)["error"]
+    assert reason.startswith(b"amount is not a number: 999") and len(reason) == 1003

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from streams.codec import dumps, loads
-from streams.runtime.state import PartitionState
+from streams.runtime.state import PartitionState, StateTooLarge
 from streams.runtime.store import Store, store_key
 
 
@@ -180,3 +180,13 @@ def test_discard_forgets_the_changes(state: PartitionState) -> None:
     assert state.seal() == []
     assert t["a"] == {"n": 1}
     assert "new" not in t
+
+
+def test_a_value_larger_than_the_changelog_takes_stops_with_its_table_and_key(
+    state: PartitionState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("streams.runtime.state.STATE_MAX_BYTES", 100)
+    state.tables["t"]["a"] = {"n": 1}
+    state.tables["t"]["big"] = {"text": "x" * 200}
+    with pytest.raises(StateTooLarge, match=r"t\['big'\] is 2\d\d bytes, over the changelog's 100"):
+        state.seal()
