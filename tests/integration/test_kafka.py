@@ -1,4 +1,4 @@
-"""The containerised Kafka broker, through aiokafka: the protocol our ingress and Faust speak."""
+"""The containerised Kafka broker, through aiokafka: the protocol our ingress and runtime speak."""
 
 from __future__ import annotations
 
