@@ -33,9 +33,11 @@ class Outcome:
     delivered: bool
     retryable: bool = False
     reason: str = ""
+    logged_only: bool = False  # "delivered" to the log: no Ably key, nothing was published
 
 
 DELIVERED = Outcome(True)
+LOGGED = Outcome(True, logged_only=True)
 
 
 def retryable_status(status: int | None) -> bool:
@@ -64,7 +66,7 @@ class LogSink:
                 spec["channels"],
                 spec["messages"]["id"],
             )
-        return [DELIVERED for _ in specs]
+        return [LOGGED for _ in specs]
 
     async def close(self) -> None:
         return None

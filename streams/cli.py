@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import signal
 import sys
 import urllib.error
 import urllib.parse
@@ -30,7 +32,7 @@ from streams.settings import Settings
 from streams.tables.projection import Projection
 from streams.tables.registry import PROJECTIONS
 from streams.topics import RAW_WEBHOOKS, TOPICS, ensure_configured_topics, ready_kafka
-from streams.worker import run_worker
+from streams.worker import run_worker, worker_url
 
 __all__ = ["main"]
 
@@ -46,6 +48,11 @@ def main(argv: Sequence[str] | None = None, catalog: Sequence[Projection] = PROJ
     try:
         settings = Settings.from_env()
         return int(args.command(settings, args) or 0)
+    except BrokenPipeError:
+        # The reader left (`streams replay status | head -1`): stop quietly, as `cat` would,
+        # and keep the interpreter's last flush from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except (StreamsError, TimeoutError, ValueError, OSError) as exc:
         print(f"streams: {exc}", file=sys.stderr)
         return 1
@@ -110,6 +117,11 @@ def _parser(catalog: Sequence[Projection]) -> argparse.ArgumentParser:
     query.add_argument("--from", dest="start", help="first date, YYYY-MM-DD")
     query.add_argument("--to", dest="end", help="last date, YYYY-MM-DD")
     query.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    query.add_argument(
+        "--url",
+        help="the worker's base URL (default: the one the worker of STREAMS_DATA_DIR recorded, "
+        "else http://127.0.0.1:STREAMS_WEB_PORT)",
+    )
     query.set_defaults(command=_query)
     add_replay_commands(sub, catalog)
     add_dlq_commands(sub)
@@ -174,7 +186,7 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
 def _query(settings: Settings, args: argparse.Namespace) -> int:
     params = {k: v for k, v in (("from", args.start), ("to", args.end)) if v}
     url = (
-        f"http://127.0.0.1:{settings.web_port}/v1/locations/"
+        f"{_worker_base_url(settings, args.url)}/v1/locations/"
         f"{urllib.parse.quote(args.location, safe='')}/{args.kind}"
     )
     if params:
@@ -232,7 +244,35 @@ def _backfill_mongo(settings: Settings, args: argparse.Namespace) -> int:
 
 def _run_worker(settings: Settings, bootstrap: str, catalog: Sequence[Projection]) -> int:
     asyncio.run(ensure_configured_topics(settings, bootstrap))
-    return run_worker(create_worker(settings, bootstrap, catalog))
+    worker = create_worker(settings, bootstrap, catalog)
+    url = worker_url(settings, settings.web_port)
+    # The CLI finds this worker from the data directory alone (`streams query`).
+    path = recorded_url_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(url + "\n")
+    print(
+        f"streams: worker on {url}\n"
+        f"  webhooks  POST {url}/webhooks/ghl\n"
+        f"  queries   GET  {url}/v1/locations/{{location_id}}/{{{','.join(QUERIES)}}}\n"
+        f"  health    GET  {url}/healthz    metrics  GET {url}/metrics\n"
+        f"  Kafka     {bootstrap}",
+        flush=True,
+    )
+    return run_worker(worker)
+
+
+def recorded_url_path(settings: Settings) -> Path:
+    return settings.data_dir / "worker" / "url"
+
+
+def _worker_base_url(settings: Settings, given: str | None) -> str:
+    """--url, else what the worker of this data directory recorded, else STREAMS_WEB_PORT."""
+    if given:
+        return given.rstrip("/")
+    try:
+        return recorded_url_path(settings).read_text().strip()
+    except FileNotFoundError:
+        return f"http://127.0.0.1:{settings.web_port}"
 
 
 if __name__ == "__main__":

@@ -77,7 +77,9 @@ async def deliver(
             outcomes = await sink.publish([batch_spec(e) for e in pending])
             retry = []
             for event, outcome in zip(pending, outcomes, strict=True):
-                if outcome.delivered:
+                if outcome.logged_only:
+                    metrics.count("streams_logged_not_published_total", name=event["name"])
+                elif outcome.delivered:
                     metrics.count("streams_published_total", name=event["name"])
                 elif outcome.retryable:
                     retry.append((event, outcome.reason))

@@ -81,7 +81,8 @@ def add_commands(sub: argparse._SubParsersAction, catalog: Sequence[Projection])
     compare.add_argument("b", type=int)
     compare.set_defaults(command=partial(_compare, by_name))
 
-    worker = sub.add_parser("replay-worker", help=argparse.SUPPRESS)
+    # No help: argparse lists a command only when it has one ("==SUPPRESS==" otherwise).
+    worker = sub.add_parser("replay-worker")
     worker.add_argument("run")
     worker.add_argument("version", type=int)
     worker.add_argument("projections", nargs="+", choices=names)

@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from streams.ably_sink import Outcome
+from streams import metrics
+from streams.ably_sink import LogSink, Outcome
 from streams.agents.publisher import batch_spec, deliver, publish_forever, rounds, supervised
 from streams.codec import dumps
 
@@ -152,3 +153,17 @@ async def test_a_failed_publisher_starts_again_with_backoff_until_it_is_cancelle
     assert len(runs) == 5
     # Doubling after quick failures; back to 1 s after a run that lasted a minute.
     assert slept == [1.0, 2.0, 1.0, 2.0]
+
+
+async def test_without_ably_events_are_counted_as_logged_not_as_published() -> None:
+    def counted(name: str) -> int:
+        lines = [line for line in metrics.render().splitlines() if line.startswith(name + "{")]
+        return sum(int(float(line.rsplit(" ", 1)[1])) for line in lines)
+
+    published, logged = (
+        counted("streams_published_total"),
+        counted("streams_logged_not_published_total"),
+    )
+    await deliver([derived(1, "a"), derived(2, "b")], LogSink(), no_dead_letter, no_sleep)
+    assert counted("streams_published_total") == published
+    assert counted("streams_logged_not_published_total") == logged + 2
