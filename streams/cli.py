@@ -28,11 +28,12 @@ from streams.ingress.raw_log import RawLog
 from streams.ingress.server import run_ingress
 from streams.query_table import render_table
 from streams.replay.cli import add_commands as add_replay_commands
+from streams.send import add_commands as add_send_commands
 from streams.settings import Settings
 from streams.tables.projection import Projection
 from streams.tables.registry import PROJECTIONS
 from streams.topics import RAW_WEBHOOKS, TOPICS, ensure_configured_topics, ready_kafka
-from streams.worker import run_worker, worker_url
+from streams.worker import find_worker_url, run_worker, worker_url, worker_url_file
 
 __all__ = ["main"]
 
@@ -45,6 +46,8 @@ def main(argv: Sequence[str] | None = None, catalog: Sequence[Projection] = PROJ
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    for name in ("aiokafka.consumer.group_coordinator", "aiokafka.consumer.fetcher"):
+        logging.getLogger(name).addFilter(_while_kafka_starts)
     try:
         settings = Settings.from_env()
         return int(args.command(settings, args) or 0)
@@ -56,6 +59,16 @@ def main(argv: Sequence[str] | None = None, catalog: Sequence[Projection] = PROJ
     except (StreamsError, TimeoutError, ValueError, OSError) as exc:
         print(f"streams: {exc}", file=sys.stderr)
         return 1
+
+
+# Transient errors aiokafka logs and retries by itself while a broker elects coordinators and
+# leaders (at every start of the embedded one): alarming lines for a normal start. Real trouble
+# shows in the worker's own log and /healthz.
+_STARTING_BROKER = ("GroupCoordinatorNotAvailableError", "NotLeaderForPartitionError")
+
+
+def _while_kafka_starts(record: logging.LogRecord) -> bool:
+    return not any(name in record.getMessage() for name in _STARTING_BROKER)
 
 
 def _parser(catalog: Sequence[Projection]) -> argparse.ArgumentParser:
@@ -125,6 +138,7 @@ def _parser(catalog: Sequence[Projection]) -> argparse.ArgumentParser:
     query.set_defaults(command=_query)
     add_replay_commands(sub, catalog)
     add_dlq_commands(sub)
+    add_send_commands(sub)
     return parser
 
 
@@ -186,7 +200,7 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
 def _query(settings: Settings, args: argparse.Namespace) -> int:
     params = {k: v for k, v in (("from", args.start), ("to", args.end)) if v}
     url = (
-        f"{_worker_base_url(settings, args.url)}/v1/locations/"
+        f"{find_worker_url(settings, args.url)}/v1/locations/"
         f"{urllib.parse.quote(args.location, safe='')}/{args.kind}"
     )
     if params:
@@ -247,7 +261,7 @@ def _run_worker(settings: Settings, bootstrap: str, catalog: Sequence[Projection
     worker = create_worker(settings, bootstrap, catalog)
     url = worker_url(settings, settings.web_port)
     # The CLI finds this worker from the data directory alone (`streams query`).
-    path = recorded_url_path(settings)
+    path = worker_url_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(url + "\n")
     print(
@@ -259,20 +273,6 @@ def _run_worker(settings: Settings, bootstrap: str, catalog: Sequence[Projection
         flush=True,
     )
     return run_worker(worker)
-
-
-def recorded_url_path(settings: Settings) -> Path:
-    return settings.data_dir / "worker" / "url"
-
-
-def _worker_base_url(settings: Settings, given: str | None) -> str:
-    """--url, else what the worker of this data directory recorded, else STREAMS_WEB_PORT."""
-    if given:
-        return given.rstrip("/")
-    try:
-        return recorded_url_path(settings).read_text().strip()
-    except FileNotFoundError:
-        return f"http://127.0.0.1:{settings.web_port}"
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 __all__ = ["render_table"]
@@ -33,11 +32,43 @@ def render_table(kind: str, answer: dict[str, Any]) -> str:
         ]
         lines.append(f"Won ({period}): {answer['won_total']}")
         lines += [f"  {d['date']:<12}{d['value']:>14}" for d in answer["won"]]
-    elif kind != "unread":
-        return json.dumps(answer, indent=2)  # appointments, tasks, email_stats: nested lists
-    else:
+    elif kind == "unread":
         lines = [f"Unread for {answer['location_id']}: {answer['total']}", "by conversation:"]
         lines += [f"  {c:<30}{n:>5}" for c, n in answer["conversations"].items()]
-        lines.append("by user:")
-        lines += [f"  {u:<30}{n:>5}" for u, n in answer["users"].items()]
+        if answer["users"]:
+            lines.append("by user:")
+            lines += [f"  {u:<30}{n:>5}" for u, n in answer["users"].items()]
+    elif kind == "appointments":
+        lines = [
+            f"Upcoming appointments for {answer['location_id']}: {answer['total']}",
+            f"{'user':<24}{'start':<22}{'status':<12}title",
+        ]
+        lines += [
+            f"{user:<24}{a['start_time']:<22}{a['status'] or '':<12}{a['title'] or ''}"
+            for user, booked in answer["users"].items()
+            for a in booked
+        ]
+    elif kind == "tasks":
+        lines = [
+            f"Open tasks for {answer['location_id']}: {answer['total']}",
+            f"{'assignee':<24}{'due':<26}title",
+        ]
+        rows = [*answer["assignees"].items(), ("(unassigned)", answer["unassigned"])]
+        lines += [
+            f"{who:<24}{t['due_date'] or '':<26}{t['title'] or ''}"
+            for who, tasks in rows
+            for t in tasks
+        ]
+    elif kind == "email_stats":
+        lines = [
+            f"Email events for {answer['location_id']} ({period})",
+            f"{'date':<12}{'event':<14}count",
+        ]
+        lines += [f"{d['date']:<12}{d['event']:<14}{d['count']:>5}" for d in answer["days"]]
+        lines += [f"{'total':<12}{e:<14}{n:>5}" for e, n in answer["totals"].items()]
+    else:  # registry: one location's entry
+        lines = [f"Registry entry of {answer['location_id']}"]
+        lines += [
+            f"  {k:<16}{'' if v is None else v}" for k, v in answer.items() if k != "location_id"
+        ]
     return "\n".join(lines)

@@ -85,6 +85,16 @@ class Settings:
             except ValueError:
                 raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
+        def pem(name: str) -> str | None:
+            """A PEM key, given as its text or as the path of a file holding it."""
+            raw = text(name)
+            if raw is None or raw.lstrip().startswith("-----BEGIN"):
+                return raw
+            try:
+                return Path(raw).expanduser().read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"{name} is neither PEM text nor a readable file: {exc}") from None
+
         reminder_lead = integer("STREAMS_REMINDER_LEAD_SECONDS", 15 * 60)
         if reminder_lead < 0:
             raise ValueError(f"STREAMS_REMINDER_LEAD_SECONDS must be >= 0, got {reminder_lead}")
@@ -102,8 +112,8 @@ class Settings:
             app_jwt_secret=secret("STREAMS_APP_JWT_SECRET"),
             ably_api_key=secret("ABLY_API_KEY"),
             ably_endpoint=text("ABLY_ENDPOINT"),
-            ghl_ed25519_public_key=text("GHL_WEBHOOK_ED25519_PUBLIC_KEY"),
-            ghl_rsa_public_key=text("GHL_WEBHOOK_RSA_PUBLIC_KEY"),
+            ghl_ed25519_public_key=pem("GHL_WEBHOOK_ED25519_PUBLIC_KEY"),
+            ghl_rsa_public_key=pem("GHL_WEBHOOK_RSA_PUBLIC_KEY"),
             mongodb_uri=secret("MONGODB_URI"),
             kafka_libs=Path(text("STREAMS_KAFKA_LIBS") or REPO_ROOT / "infra" / "kafka" / "libs"),
             reminder_lead_seconds=reminder_lead,

@@ -94,6 +94,71 @@ def test_fresh_stack_ingests_exactly_and_stops_cleanly(tmp_path: Path) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def test_readme_quickstart_signs_sends_and_queries_the_samples(tmp_path: Path) -> None:
+    """The README's first screen, as a new user runs it: a dev key, `make run` with it, the
+    sample webhooks signed and sent, and their figures in queries. The CLI finds the stack from
+    STREAMS_DATA_DIR alone."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMS_", "GHL_"))}
+    env["STREAMS_DATA_DIR"] = str(tmp_path / "data")
+    made = run_cli(env, "dev-key").stdout
+    [export] = [line for line in made.splitlines() if "export GHL_WEBHOOK_ED25519" in line]
+    name, _, value = export.strip().removeprefix("export ").partition("=")
+    env[name] = value
+    log = tmp_path / "make-run.log"
+    make = subprocess.Popen(
+        ["make", "--no-print-directory", "run"],
+        cwd=REPO,
+        env=env | {"STREAMS_WEB_PORT": str(port)},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert wait_for_health(port, make, timeout=120) == {"status": "ok"}
+        started = log.read_text()
+        assert f"streams: worker on http://127.0.0.1:{port}" in started, started
+        assert "ERROR" not in started and "Traceback" not in started, started
+
+        sent = run_cli(env, "send", str(REPO / "docs" / "samples" / "webhooks.jsonl")).stdout
+        answers = sent.splitlines()
+        assert len(answers) == 19 and all(line.startswith("200 ") for line in answers), sent
+
+        def answer(kind: str) -> dict:
+            return dict(
+                json.loads(
+                    run_cli(env, "query", kind, "--location", "demo-location", "--json").stdout
+                )
+            )
+
+        deadline = time.monotonic() + 60
+        while answer("registry").get("installed") is not True and time.monotonic() < deadline:
+            time.sleep(0.5)
+        deadline = time.monotonic() + 60
+        while answer("revenue")["totals"] != {"USD": "1250.50"} and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert answer("revenue")["totals"] == {"USD": "1250.50"}
+        unread = answer("unread")
+        assert unread["conversations"] == {"demo-conv-1": 2} and unread["total"] == 2
+        assert {d["date"]: d["count"] for d in answer("leads")["days"]} == {"2026-12-01": 2}
+        assert answer("pipeline")["won_total"] == "8000.00"
+        assert answer("appointments")["total"] == 1 and answer("tasks")["total"] == 1
+        assert answer("email_stats")["totals"] == {"delivered": 1}
+        table = run_cli(env, "query", "appointments", "--location", "demo-location").stdout
+        assert "Roof inspection with Ann" in table and "{" not in table
+    finally:
+        children = descendants(make.pid)
+        make.send_signal(signal.SIGTERM)
+        try:
+            make.wait(60)
+        except subprocess.TimeoutExpired:
+            make.kill()
+        for pid in children:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def wait_for_health(port: int, process: subprocess.Popen[bytes], timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -47,3 +47,14 @@ def test_the_reminder_lead_time_is_fifteen_minutes_unless_set() -> None:
     assert Settings.from_env({"STREAMS_REMINDER_LEAD_SECONDS": "5"}).reminder_lead_seconds == 5
     with pytest.raises(ValueError, match="STREAMS_REMINDER_LEAD_SECONDS"):
         Settings.from_env({"STREAMS_REMINDER_LEAD_SECONDS": "-1"})
+
+
+def test_a_webhook_key_is_taken_as_pem_text_or_as_the_path_of_a_pem_file(tmp_path: Path) -> None:
+    pem = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAi2HR1srL4o18O8BRa7gVJY7G7bupbN3H9AwJrHCDiOg=\n-----END PUBLIC KEY-----\n"
+    path = tmp_path / "key.pub.pem"
+    path.write_text(pem)
+    as_text = Settings.from_env({"GHL_WEBHOOK_ED25519_PUBLIC_KEY": pem})
+    as_path = Settings.from_env({"GHL_WEBHOOK_ED25519_PUBLIC_KEY": str(path)})
+    assert as_text.ghl_ed25519_public_key == as_path.ghl_ed25519_public_key == pem
+    with pytest.raises(ValueError, match="GHL_WEBHOOK_RSA_PUBLIC_KEY is neither PEM text nor"):
+        Settings.from_env({"GHL_WEBHOOK_RSA_PUBLIC_KEY": str(tmp_path / "missing.pem")})
