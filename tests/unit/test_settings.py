@@ -55,6 +55,6 @@ def test_a_webhook_key_is_taken_as_pem_text_or_as_the_path_of_a_pem_file(tmp_pat
     path.write_text(pem)
     as_text = Settings.from_env({"GHL_WEBHOOK_ED25519_PUBLIC_KEY": pem})
     as_path = Settings.from_env({"GHL_WEBHOOK_ED25519_PUBLIC_KEY": str(path)})
-    assert as_text.ghl_ed25519_public_key == as_path.ghl_ed25519_public_key == pem
+    assert as_text.ghl_ed25519_public_key == as_path.ghl_ed25519_public_key == pem.strip()
     with pytest.raises(ValueError, match="GHL_WEBHOOK_RSA_PUBLIC_KEY is neither PEM text nor"):
         Settings.from_env({"GHL_WEBHOOK_RSA_PUBLIC_KEY": str(tmp_path / "missing.pem")})
