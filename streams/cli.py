@@ -15,7 +15,6 @@ import urllib.request
 from collections.abc import Sequence
 from datetime import date
 from functools import partial
-from pathlib import Path
 
 from streams.api import QUERIES
 from streams.app import APP_ID, create_worker
@@ -23,7 +22,7 @@ from streams.backfill import LegacyLayout, backfill
 from streams.broker import LocalKafka, kafka_bootstrap
 from streams.dlq_cli import add_commands as add_dlq_commands
 from streams.errors import StreamsError
-from streams.ingest import ingest_file, wait_consumed
+from streams.ingest import ingest_lines, wait_consumed
 from streams.ingress.raw_log import RawLog
 from streams.ingress.server import run_ingress
 from streams.query_table import render_table
@@ -90,8 +89,14 @@ def _parser(catalog: Sequence[Projection]) -> argparse.ArgumentParser:
         "topics", help="create the project's topics if missing and list them"
     ).set_defaults(command=_topics)
 
-    ingest = sub.add_parser("ingest", help="load webhook bodies from a JSONL file into the log")
-    ingest.add_argument("file", type=Path, help="one webhook body (a JSON object) per line")
+    ingest = sub.add_parser(
+        "ingest",
+        help="load webhook bodies from a JSONL file into the log",
+        description="Load webhook bodies into the raw log: JSON Lines, one webhook body (a "
+        "JSON object, as HighLevel sent it) per line; blank lines are ignored. Lines that are "
+        "not a JSON object are reported and skipped, and the exit status is then 1.",
+    )
+    ingest.add_argument("file", help="the JSONL file; - reads standard input")
     ingest.add_argument(
         "--wait",
         action="store_true",
@@ -180,7 +185,11 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> int:
         bootstrap = await ready_kafka(settings)
         async with RawLog(bootstrap) as raw_log:
-            report = await ingest_file(args.file, raw_log, live=args.live)
+            if args.file == "-":
+                report = await ingest_lines(sys.stdin, raw_log, live=args.live)
+            else:
+                with open(args.file, encoding="utf-8", errors="replace") as lines:
+                    report = await ingest_lines(lines, raw_log, live=args.live)
         print(
             f"{report.written} records written to {RAW_WEBHOOKS.name}, "
             f"{len(report.broken)} lines skipped (not a JSON object)"
@@ -192,7 +201,7 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
         if args.wait and report.written:
             seconds = await wait_consumed(bootstrap, APP_ID, report.last_offsets)
             print(f"every projection has consumed them ({seconds:.1f}s)")
-        return 0
+        return 1 if report.broken else 0
 
     return asyncio.run(run())
 

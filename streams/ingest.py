@@ -1,4 +1,4 @@
-"""`streams ingest FILE.jsonl`: load exported webhook bodies, one JSON object per line.
+"""`streams ingest FILE.jsonl|-`: load exported webhook bodies, one JSON object per line.
 
 Lines that are not a JSON object are counted and reported, never written. Records are marked
 `source=import` (projections only, no notifications) unless `live` is asked for. `wait_consumed`
@@ -12,7 +12,6 @@ import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
@@ -21,7 +20,7 @@ from streams.codec import loads_object
 from streams.ingress.raw_log import Incoming, RawLog
 from streams.topics import RAW_WEBHOOKS
 
-__all__ = ["IngestReport", "ingest_file", "wait_consumed"]
+__all__ = ["IngestReport", "ingest_lines", "wait_consumed"]
 
 CHUNK = 1000
 
@@ -47,10 +46,11 @@ def parse_lines(lines: Iterable[str], report: IngestReport) -> list[Incoming]:
     return parsed
 
 
-async def ingest_file(path: Path, raw_log: RawLog, *, live: bool = False) -> IngestReport:
+async def ingest_lines(
+    lines: Iterable[str], raw_log: RawLog, *, live: bool = False
+) -> IngestReport:
     report = IngestReport()
-    with path.open(encoding="utf-8", errors="replace") as lines:
-        records = parse_lines(lines, report)
+    records = parse_lines(lines, report)
     for start in range(0, len(records), CHUNK):
         written = await raw_log.append_many(
             records[start : start + CHUNK], source="live" if live else "import", signature="trusted"

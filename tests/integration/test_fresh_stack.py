@@ -20,7 +20,9 @@ from tests.traffic import expected, format_minor, generate, to_jsonl
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    env: dict[str, str], *args: str, status: int = 0, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [str(REPO / ".venv/bin/streams"), *args],
         env=env,
@@ -28,8 +30,9 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
         capture_output=True,
         text=True,
         timeout=300,
+        input=stdin,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == status, result.stdout + result.stderr
     return result
 
 
@@ -56,11 +59,14 @@ def test_fresh_stack_ingests_exactly_and_stops_cleanly(tmp_path: Path) -> None:
 
         bodies = generate(3000, locations=6)
         traffic = tmp_path / "traffic.jsonl"
-        traffic.write_text(to_jsonl(bodies, broken=3))
-        ingest = run_cli(env, "ingest", str(traffic), "--wait")
-        assert "3000 records written" in ingest.stdout, ingest.stdout + ingest.stderr
+        traffic.write_text(to_jsonl(bodies[:2000], broken=3))
+        # Skipped lines are reported, the others written, and the status says something was off.
+        ingest = run_cli(env, "ingest", str(traffic), "--wait", status=1)
+        assert "2000 records written" in ingest.stdout, ingest.stdout + ingest.stderr
         assert "3 lines skipped" in ingest.stdout
         assert "every projection has consumed them" in ingest.stdout
+        piped = run_cli(env, "ingest", "-", "--wait", stdin=to_jsonl(bodies[2000:], broken=0))
+        assert "1000 records written to ghl.webhooks.v1, 0 lines skipped" in piped.stdout
 
         for location, want in sorted(expected(bodies).items()):
             revenue = json.loads(
