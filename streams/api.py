@@ -40,6 +40,7 @@ from streams.tables import (
     leads,
     location_registry,
     pipeline,
+    quotes,
     revenue,
     tasks,
     unread,
@@ -107,6 +108,10 @@ def _email_stats(tables: ReadTables, location_id: str, request: web.Request) -> 
     return queries.email_stats_answer(location_id, state, first, last)
 
 
+def _quotes(tables: ReadTables, location_id: str, request: web.Request) -> dict[str, Any]:
+    return queries.quotes_answer(location_id, tables[quotes.QUOTES].get(location_id))
+
+
 def _registry(tables: ReadTables, location_id: str, request: web.Request) -> dict[str, Any]:
     entry = tables[location_registry.LOCATION_REGISTRY].get(location_id)
     return queries.registry_answer(location_id, entry)
@@ -121,6 +126,7 @@ QUERIES: dict[str, Answer] = {
     "appointments": _appointments,
     "tasks": _tasks,
     "email_stats": _email_stats,
+    "quotes": _quotes,
     "registry": _registry,
 }
 

@@ -17,6 +17,10 @@ _HELP = {
     "streams_unknown_types_total": "raw records of a type no family handles (kept, not processed)",
     "streams_published_total": "derived events the publisher delivered to Ably",
     "streams_logged_not_published_total": "derived events only logged: ABLY_API_KEY is not set",
+    "streams_ingress_refused_total": (
+        "requests the ingress answered other than 200 (400, 401, 413; 503 when Kafka could not "
+        "take them), by endpoint and status"
+    ),
     "streams_publish_retries_total": "publish attempts retried after a transient failure",
     "streams_replay_records_total": "raw records a replay worker folded, by projection and version",
     "streams_replay_bad_records_total": "raw records a replay worker could not fold (skipped)",

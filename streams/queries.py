@@ -18,6 +18,7 @@ from streams.tables.email_stats import LocationEmailStats
 from streams.tables.leads import LocationLeads
 from streams.tables.location_registry import RegisteredLocation, empty, notifies
 from streams.tables.pipeline import NO_CURRENCY, LocationPipeline
+from streams.tables.quotes import QuoteActivity
 from streams.tables.revenue import LocationRevenue
 from streams.tables.tasks import OpenTask
 from streams.tables.unread import UnreadByConversation
@@ -29,6 +30,7 @@ __all__ = [
     "leads_answer",
     "parse_range",
     "pipeline_answer",
+    "quotes_answer",
     "registry_answer",
     "revenue_answer",
     "tasks_answer",
@@ -233,6 +235,19 @@ def email_stats_answer(
         "to": _iso(last),
         "days": days,
         "totals": dict(sorted(totals.items())),
+    }
+
+
+def quotes_answer(location_id: str, state: dict[str, QuoteActivity] | None) -> dict[str, Any]:
+    """Each quote's activity (views, downloads, last view, when signed), by quote id."""
+    quotes = [
+        {"quote_id": quote_id, **activity} for quote_id, activity in sorted((state or {}).items())
+    ]
+    return {
+        "location_id": location_id,
+        "total": len(quotes),
+        "signed": sum(1 for q in quotes if q["signed_at"]),
+        "quotes": quotes,
     }
 
 

@@ -66,6 +66,16 @@ def render_table(kind: str, answer: dict[str, Any]) -> str:
         ]
         lines += [f"{d['date']:<12}{d['event']:<14}{d['count']:>5}" for d in answer["days"]]
         lines += [f"{'total':<12}{e:<14}{n:>5}" for e, n in answer["totals"].items()]
+    elif kind == "quotes":
+        lines = [
+            f"Quotes for {answer['location_id']}: {answer['total']}, {answer['signed']} signed",
+            f"{'quote':<24}{'views':>6}{'downloads':>10}  {'last viewed':<22}signed",
+        ]
+        lines += [
+            f"{q['quote_id']:<24}{q['views']:>6}{q['downloads']:>10}  "
+            f"{q['last_viewed_at'] or '':<22}{q['signed_at'] or ''}"
+            for q in answer["quotes"]
+        ]
     else:  # registry: one location's entry
         lines = [f"Registry entry of {answer['location_id']}"]
         lines += [

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import cache
 
 from aiohttp import web
 
+from schemas.catalog import webhook_schemas
+from streams import metrics
 from streams.codec import loads_object
 from streams.events import BadRecord, Event
 from streams.ingress.raw_log import KafkaUnavailable, RawLog
@@ -59,7 +62,20 @@ def ingress_handlers(settings: Settings, raw_log: RawLog) -> dict[str, Handler]:
             return problem(413, f"body is larger than {limit} bytes")
         return await _append(raw_log, body, source="live", signature="trusted", first_party=True)
 
-    return {"/webhooks/ghl": webhook, "/v1/events": first_party_event}
+    handlers = {"/webhooks/ghl": webhook, "/v1/events": first_party_event}
+    return {path: _counting_refusals(path, handle) for path, handle in handlers.items()}
+
+
+def _counting_refusals(path: str, handle: Handler) -> Handler:
+    async def counted(request: web.Request) -> web.Response:
+        response = await handle(request)
+        if response.status != 200:
+            metrics.count(
+                "streams_ingress_refused_total", endpoint=path, status=str(response.status)
+            )
+        return response
+
+    return counted
 
 
 def install_ingress(web_app: web.Application, settings: Settings, raw_log: RawLog) -> None:
@@ -88,10 +104,22 @@ async def _append(
     )
 
 
+@cache
+def _highlevel_types() -> frozenset[str]:
+    return frozenset(webhook_schemas())
+
+
 def _first_party_problem(payload: dict[str, object]) -> str | None:
     kind = payload.get("type")
     if not isinstance(kind, str) or not kind:
         return "a first-party event needs a string `type`"
+    if kind in _highlevel_types():
+        # Taken here, a HighLevel type would skip the signature check: anyone who can reach
+        # this endpoint could forge one. Locally, `streams dev-key` and `streams send` sign.
+        return (
+            f"{kind} is a HighLevel webhook: POST it signed to /webhooks/ghl; this endpoint "
+            "takes the project's own events (LocationSettingsUpdated, Quote*, new types)"
+        )
     if kind == locations.SETTINGS_TYPE:
         # The projections' own check, so what the log takes here they can fold.
         try:

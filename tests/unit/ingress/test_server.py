@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from streams import metrics
 from streams.ingress.raw_log import RawLog
 from streams.ingress.server import ingress_app
 from streams.processes import free_port
@@ -65,6 +66,13 @@ async def test_health_answers_while_the_process_serves(client: TestClient) -> No
         ("/v1/events", b'{"type":"Custom"}', {}, 401, "bearer token"),
         (
             "/v1/events",
+            b'{"type":"InboundMessage","locationId":"L1"}',
+            {"Authorization": "Bearer service-token"},
+            400,
+            "InboundMessage is a HighLevel webhook: POST it signed to /webhooks/ghl",
+        ),
+        (
+            "/v1/events",
             b'{"no":"type"}',
             {"Authorization": "Bearer service-token"},
             400,
@@ -80,9 +88,17 @@ async def test_bad_requests_get_a_4xx_with_the_reason(
     status: int,
     reason: str,
 ) -> None:
+    key = f'streams_ingress_refused_total{{endpoint="{path}",status="{status}"}}'
+    before = _counter(key)
     response = await client.post(path, data=body, headers=headers)
     assert response.status == status
     assert reason in (await response.json())["error"]
+    assert _counter(key) == before + 1  # /metrics counts each refusal by endpoint and status
+
+
+def _counter(key: str) -> int:
+    found = [line for line in metrics.render().splitlines() if line.startswith(key + " ")]
+    return int(found[0].rsplit(" ", 1)[1]) if found else 0
 
 
 async def test_a_valid_webhook_gets_503_when_kafka_cannot_be_reached(

@@ -59,3 +59,28 @@ def test_the_sales_rep_may_be_named_user_id() -> None:
 def test_unusable_quote_events_are_bad_records(fields: dict[str, Any], reason: str) -> None:
     with pytest.raises(BadRecord, match=reason):
         quotes.quote_from(quote(**fields))
+
+
+def test_the_quotes_query_lists_each_quotes_activity_and_reads_as_a_table() -> None:
+    from streams.queries import quotes_answer
+    from streams.query_table import render_table
+
+    tables, _ = fold(
+        quote(webhook_id="w1"),
+        quote("QuoteSigned", webhook_id="w2", timestamp="2026-03-03T10:00:00Z"),
+        quote(webhook_id="w3", quoteId="q2"),
+    )
+    answer = quotes_answer("loc-1", tables[quotes.QUOTES].get("loc-1"))
+    assert answer["total"] == 2 and answer["signed"] == 1
+    assert [(q["quote_id"], q["views"], q["signed_at"]) for q in answer["quotes"]] == [
+        ("q1", 1, "2026-03-03T10:00:00Z"),
+        ("q2", 1, None),
+    ]
+    assert quotes_answer("nowhere", None) == {
+        "location_id": "nowhere",
+        "total": 0,
+        "signed": 0,
+        "quotes": [],
+    }
+    shown = render_table("quotes", answer)
+    assert "2, 1 signed" in shown and "q2" in shown and "{" not in shown
