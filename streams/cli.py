@@ -175,9 +175,11 @@ def _ingress(settings: Settings, args: argparse.Namespace) -> int:
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:
     created = asyncio.run(ensure_configured_topics(settings, kafka_bootstrap(settings)))
+    width = max(len(topic.name) for topic in TOPICS) + 2
+    print(f"{'topic':<{width}}{'state':<9}key")
     for topic in TOPICS:
         state = "created" if topic.name in created else "exists"
-        print(f"{topic.name:24} {state:8} key: {topic.key}")
+        print(f"{topic.name:<{width}}{state:<9}{topic.key}")
     return 0
 
 

@@ -49,6 +49,7 @@ def _dlq_list(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    print(f"{'dlq':>9}  {'family':<13} {'type':<24} {'state':<12} error")
     for row in rows:
         print(
             f"{row['dlq']:>9}  {row['family']:<13} {row['event_type'] or '-':<24} "

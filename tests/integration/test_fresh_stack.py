@@ -153,6 +153,15 @@ def test_readme_quickstart_signs_sends_and_queries_the_samples(tmp_path: Path) -
         assert answer("email_stats")["totals"] == {"delivered": 1}
         table = run_cli(env, "query", "appointments", "--location", "demo-location").stdout
         assert "Roof inspection with Ann" in table and "{" not in table
+
+        # Listings have a header row and aligned columns.
+        topics = run_cli(env, "topics").stdout.splitlines()
+        assert topics[0].split() == ["topic", "state", "key"], topics
+        column = topics[0].index("state")
+        assert all(line[column:].startswith(("exists", "created")) for line in topics[1:]), topics
+        dead = run_cli(env, "dlq", "list").stdout.splitlines()
+        assert dead[0].split() == ["dlq", "family", "type", "state", "error"], dead
+        assert dead[-1] == "0 dead letters", dead
     finally:
         children = descendants(make.pid)
         make.send_signal(signal.SIGTERM)
