@@ -10,7 +10,7 @@ when every version has committed the head of the log. A replay version is the ru
 (`streams.runtime`) with its own consumer group, changelog and data directory, one
 `streams replay-worker` process per projection, so the time includes recording the version,
 the live worker noticing it, starting the replay workers, their group joins and the folding.
-Afterwards `streams replay compare NAME 1 N` must find every version equal to the live one,
+Afterwards `streams replay compare --projection NAME --version N` must find every version equal to the live one,
 key for key.
 
 `make bench` runs only the all-at-once case, for row 6 (`all_at_once`); `python -m bench.replay`
@@ -80,7 +80,11 @@ def replay(bootstrap: str, projection: str, version: int, workdir: Path) -> floa
     seconds = time.perf_counter() - started
     for p in PROJECTIONS:
         if p.live and projection in (p.name, "all"):
-            _streams(bootstrap, workdir, "replay", "compare", p.name, "1", str(version))
+            _streams(
+                bootstrap,
+                workdir,
+                *("replay", "compare", "--projection", p.name, "--version", str(version)),
+            )
     return seconds
 
 
@@ -108,7 +112,11 @@ def run(records: int) -> str:
                 rows.append(f"| {name} | {records / seconds:,.0f} | {seconds:.0f} |")
                 print(rows[-1], flush=True)
                 if name != "all":  # its replay worker would otherwise keep following the log
-                    _streams(kafka.bootstrap, Path(tmp), "replay", "drop", name, str(version))
+                    _streams(
+                        kafka.bootstrap,
+                        Path(tmp),
+                        *("replay", "drop", "--projection", name, "--version", str(version)),
+                    )
         finally:
             worker.stop(timeout=60)
     load = os.getloadavg()[0]
@@ -125,7 +133,7 @@ def run(records: int) -> str:
             "beside one live worker that has folded the log already and starts the replay "
             "workers (one process per projection, the runtime's loop with its own group). Each "
             "version was then found equal to the live one, key for key "
-            "(`streams replay compare NAME 1 N`).",
+            "(`streams replay compare --projection NAME --version N`).",
             "",
             "| replayed | log records/s | wall s |",
             "|---|---|---|",

@@ -16,7 +16,7 @@ from streams.progress import Progress
 from streams.replay.app import create_replay_worker
 from streams.replay.changelog import differences
 from streams.replay.control import GroupLag, Position, read_versions, write_versions
-from streams.replay.versions import LIVE_GROUP, ReplayError, Run, Versions, run_id
+from streams.replay.versions import LIVE_GROUP, ReplayError, Run, Versions, run_id, unit_id
 from streams.runtime.changelog import read_changelog
 from streams.settings import Settings
 from streams.tables.projection import Projection
@@ -61,25 +61,26 @@ def add_commands(sub: argparse._SubParsersAction, catalog: Sequence[Projection])
         "status", help="every version of every projection: lag, and which serves queries"
     ).set_defaults(command=partial(_status, by_name))
 
-    promote = actions.add_parser("promote", help="make queries read version N (all workers)")
-    promote.add_argument("projection", choices=names)
-    promote.add_argument("version", type=int)
-    promote.set_defaults(command=partial(_promote, by_name))
-
+    promote = actions.add_parser(
+        "promote", help="make queries read version N of projections (all workers)"
+    )
     drop = actions.add_parser(
         "drop", help="delete a retired version's state, changelogs and consumer group"
     )
-    drop.add_argument("projection", choices=names)
-    drop.add_argument("version", type=int)
-    drop.set_defaults(command=partial(_drop, by_name))
-
     compare = actions.add_parser(
-        "compare", help="compare two versions' tables key for key (exit 1 if they differ)"
+        "compare",
+        help="compare version N with another (default 1) key for key (exit 1 if they differ)",
     )
-    compare.add_argument("projection", choices=names)
-    compare.add_argument("a", type=int)
-    compare.add_argument("b", type=int)
-    compare.set_defaults(command=partial(_compare, by_name))
+    compare.add_argument("--against", type=int, default=1, help="the other version (default 1)")
+    for action, command in ((promote, _promote), (drop, _drop), (compare, _compare)):
+        action.add_argument(
+            "--projection",
+            required=True,
+            choices=[*names, "all"],
+            help="all: every projection that has the version",
+        )
+        action.add_argument("--version", type=int, required=True)
+        action.set_defaults(command=partial(command, by_name))
 
     # No help: argparse lists a command only when it has one ("==SUPPRESS==" otherwise).
     worker = sub.add_parser("replay-worker")
@@ -180,103 +181,149 @@ def _state(lag: GroupLag, live: GroupLag) -> str:
     return "replaying" if lag.members or lag.started else "waiting"
 
 
-def _promote(catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace) -> int:
-    projection = catalog[args.projection]
+def _chosen(
+    catalog: dict[str, Projection], recorded: dict[str, Versions], name: str, version: int
+) -> list[Projection]:
+    """The named projection; for `all`, every projection that has `version`."""
+    if name != "all":
+        return [catalog[name]]
+    chosen = [
+        p for p in catalog.values() if version in recorded.get(p.name, Versions.initial(p)).all(p)
+    ]
+    if not chosen:
+        raise ReplayError(f"no projection has a version {version}")
+    return chosen
 
+
+def _promote(catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> int:
         bootstrap = await ready_kafka(settings)
-        versions = (await read_versions(bootstrap)).get(
-            projection.name, Versions.initial(projection)
-        )
-        promoted = versions.promote(projection, args.version)
+        recorded = await read_versions(bootstrap)
+        chosen = _chosen(catalog, recorded, args.projection, args.version)
+        # Check every projection before recording any, so a refusal changes nothing.
+        promoted = {}
         async with Position(bootstrap) as position:
             head = await position.head()
-            lag = await position.lag(versions.group(projection, args.version), head)
             live = await position.lag(LIVE_GROUP, head)
-        if not caught_up(lag, live):
-            raise ReplayError(
-                f"version {args.version} of {projection.name} has not caught up: it is "
-                f"{lag.behind:,} records behind the head of the log ({lag.done:,} of "
-                f"{lag.total:,} done); wait with `streams replay status` and promote it then"
-            )
-        await write_versions(bootstrap, {projection.name: promoted})
-        print(f"queries for {projection.name} now read version {args.version}")
+            for projection in chosen:
+                versions = recorded.get(projection.name, Versions.initial(projection))
+                promoted[projection.name] = versions.promote(projection, args.version)
+                lag = await position.lag(versions.group(projection, args.version), head)
+                if not caught_up(lag, live):
+                    raise ReplayError(
+                        f"version {args.version} of {projection.name} has not caught up: it is "
+                        f"{lag.behind:,} records behind the head of the log ({lag.done:,} of "
+                        f"{lag.total:,} done); wait with `streams replay status` and promote "
+                        "it then"
+                    )
+        await write_versions(bootstrap, promoted)
+        for name in promoted:
+            print(f"queries for {name} now read version {args.version}")
         return 0
 
     return asyncio.run(run())
 
 
 def _drop(catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace) -> int:
-    projection = catalog[args.projection]
-
     async def run() -> int:
         bootstrap = await ready_kafka(settings)
         recorded = await read_versions(bootstrap)
-        versions = recorded.get(projection.name, Versions.initial(projection))
-        group = versions.group(projection, args.version)
-        if args.version in versions.all(projection):
-            recorded[projection.name] = versions.drop(projection, args.version)
-            await write_versions(bootstrap, {projection.name: recorded[projection.name]})
-        sharing = sorted(
-            name
+        version = args.version
+        named = args.projection != "all"
+        # Without the version, only the clean-up of an interrupted drop may be left to do.
+        chosen = [
+            p
+            for p in catalog.values()
+            if (not named or p.name == args.projection)
+            and version in recorded.get(p.name, Versions.initial(p)).all(p)
+        ]
+        # Check every projection before recording any, so a refusal changes nothing.
+        dropped = {}
+        groups = set()
+        for projection in chosen:
+            versions = recorded.get(projection.name, Versions.initial(projection))
+            dropped[projection.name] = versions.drop(projection, version)
+            groups.add(versions.group(projection, version))
+        if dropped:
+            await write_versions(bootstrap, dropped)
+            recorded.update(dropped)
+        in_use = {
+            v.group(catalog[name], version)
             for name, v in recorded.items()
-            if name in catalog
-            and args.version in v.replays
-            and v.group(catalog[name], args.version) == group
-        )
-        if sharing:
-            print(
-                f"version {args.version} of {projection.name} dropped; its run {group} goes on "
-                f"for {', '.join(sharing)}, and its state goes when their versions are dropped"
-            )
-            return 0
+            if name in catalog and version in v.replays
+        }
         async with Position(bootstrap) as position:
-            # A re-run finishes a drop whose clean-up was interrupted.
-            if args.version not in versions.all(projection) and not await position.topics(
-                f"{group}-"
-            ):
-                raise ReplayError(f"{projection.name} has no version {args.version}")
-            if not await position.wait_empty(group, DROP_TIMEOUT):
-                raise ReplayError(
-                    f"workers still run version {args.version} of {projection.name} after "
-                    f"{DROP_TIMEOUT:.0f}s; run the drop again once they have stopped it"
+            # Runs of this version nobody uses any more: those just dropped, and any a previous
+            # drop was interrupted before deleting.
+            leftover = {
+                topic.removesuffix("-changelog")
+                for topic in await position.topics("streams-")
+                if topic.endswith(f"-v{version}-changelog")
+                and (not named or topic == f"{unit_id(args.projection, version)}-changelog")
+            }
+            retired = sorted((groups | leftover) - in_use)
+            if not dropped and not retired:
+                raise ReplayError(f"{args.projection} has no version {version}")
+            for group in retired:
+                if not await position.wait_empty(group, DROP_TIMEOUT):
+                    raise ReplayError(
+                        f"workers still run {group} after {DROP_TIMEOUT:.0f}s; run the drop "
+                        "again once they have stopped it"
+                    )
+                deleted = await position.delete(group, f"{group}-")
+                print(
+                    f"run {group} deleted: its consumer group and {len(deleted)} topics; "
+                    "workers delete its local state"
                 )
-            deleted = await position.delete(group, f"{group}-")
-        print(
-            f"version {args.version} of {projection.name} dropped: consumer group {group} and "
-            f"{len(deleted)} topics deleted; workers delete its local state"
-        )
+        for name in dropped:
+            print(f"version {version} of {name} dropped")
+        for group in sorted(groups & in_use):
+            users = sorted(
+                n
+                for n, v in recorded.items()
+                if n in catalog and version in v.replays and v.group(catalog[n], version) == group
+            )
+            print(
+                f"its run {group} goes on for {', '.join(users)}; its state goes when their "
+                "versions are dropped"
+            )
         return 0
 
     return asyncio.run(run())
 
 
 def _compare(catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace) -> int:
-    projection = catalog[args.projection]
-
     async def run() -> int:
         bootstrap = await ready_kafka(settings)
-        found: list[str] = []
-        keys = 0
-        versions = (await read_versions(bootstrap)).get(
-            projection.name, Versions.initial(projection)
-        )
-        a_tables = await read_changelog(bootstrap, versions.group(projection, args.a))
-        b_tables = await read_changelog(bootstrap, versions.group(projection, args.b))
-        for table in projection.tables:
-            a, b = a_tables.get(table, {}), b_tables.get(table, {})
-            keys += len(a)
-            found += differences(table, a, b)
-        if found:
-            print(f"versions {args.a} and {args.b} of {projection.name} differ:")
-            for line in found:
-                print(f"  {line}")
-            return 1
-        print(
-            f"versions {args.a} and {args.b} of {projection.name} are equal: "
-            f"{len(projection.tables)} tables, {keys:,} keys"
-        )
-        return 0
+        recorded = await read_versions(bootstrap)
+        a, b = args.against, args.version
+        differ = False
+        for projection in _chosen(catalog, recorded, args.projection, b):
+            versions = recorded.get(projection.name, Versions.initial(projection))
+            if a not in versions.all(projection):
+                if args.projection != "all":
+                    raise ReplayError(f"{projection.name} has no version {a}")
+                print(f"{projection.name}: no version {a} to compare with")
+                continue
+            a_tables = await read_changelog(bootstrap, versions.group(projection, a))
+            b_tables = await read_changelog(bootstrap, versions.group(projection, b))
+            found: list[str] = []
+            keys = 0
+            for table in projection.tables:
+                a_rows, b_rows = a_tables.get(table, {}), b_tables.get(table, {})
+                keys += len(a_rows)
+                found += differences(table, a_rows, b_rows)
+            if found:
+                differ = True
+                print(f"versions {a} and {b} of {projection.name} differ:")
+                for line in found:
+                    print(f"  {line}")
+            else:
+                print(
+                    f"versions {a} and {b} of {projection.name} are equal: "
+                    f"{len(projection.tables)} tables, {keys:,} keys"
+                )
+        return 1 if differ else 0
 
     return asyncio.run(run())
 

@@ -119,7 +119,7 @@ async def test_replay_promote_new_projection_and_drop(
         # A version no worker has computed yet is refused (none runs: the worker starts below).
         started = cli(cli_env, "replay", "start", "--projection", "revenue", "--version", "3")
         assert started.returncode == 0, started.stderr
-        refused = cli(cli_env, "replay", "promote", "revenue", "3")
+        refused = cli(cli_env, "replay", "promote", "--projection", "revenue", "--version", "3")
         assert refused.returncode == 1
         assert "has not caught up: it is 900 records behind" in refused.stderr, refused.stderr
 
@@ -153,15 +153,18 @@ async def test_replay_promote_new_projection_and_drop(
         for projection in LIVE_PROJECTIONS:
             # Each group's commits are its own transactions: wait for both to settle.
             def settled(p: str = projection) -> subprocess.CompletedProcess[str] | None:
-                done = cli(cli_env, "replay", "compare", p, "1", "2")
+                done = cli(cli_env, "replay", "compare", "--projection", p, "--version", "2")
                 return done if done.returncode == 0 else None
 
             compared = wait_for(settled, timeout=120, interval=2)
-            assert compared, cli(cli_env, "replay", "compare", projection, "1", "2").stdout
+            again = cli(cli_env, "replay", "compare", "--projection", projection, "--version", "2")
+            assert compared, again.stdout
             assert "are equal" in compared.stdout
 
         for projection in LIVE_PROJECTIONS:
-            promoted = cli(cli_env, "replay", "promote", projection, "2")
+            promoted = cli(
+                cli_env, "replay", "promote", "--projection", projection, "--version", "2"
+            )
             assert promoted.returncode == 0, promoted.stderr
 
         status = cli(cli_env, "replay", "status")
@@ -200,14 +203,14 @@ async def test_replay_promote_new_projection_and_drop(
         assert by_rep == {**expected_by_rep(history), **expected_by_rep(arriving)}
 
         # A version dropped from a run the others still use leaves the run to them.
-        partly = cli(cli_env, "replay", "drop", "pipeline", "2")
+        partly = cli(cli_env, "replay", "drop", "--projection", "pipeline", "--version", "2")
         assert partly.returncode == 0, partly.stderr
         assert f"its run {ALL_V2} goes on for" in partly.stdout, partly.stdout
         status = cli(cli_env, "replay", "status").stdout
         assert not [line for line in status.splitlines() if line.split()[:2] == ["pipeline", "2"]]
 
         # A retired version is dropped: its group, topics and local state are gone.
-        dropped = cli(cli_env, "replay", "drop", "revenue", "3")
+        dropped = cli(cli_env, "replay", "drop", "--projection", "revenue", "--version", "3")
         assert dropped.returncode == 0, dropped.stderr
         admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
         await admin.start()
@@ -222,6 +225,15 @@ async def test_replay_promote_new_projection_and_drop(
         replay_dirs = tmp_path / "worker" / "replay"
         assert wait_for(lambda: not (replay_dirs / unit_id("revenue", 3)).exists(), timeout=30)
         assert (replay_dirs / ALL_V2).exists()
+
+        # `all` acts on every projection that has the version, with the same flags.
+        every = cli(cli_env, "replay", "compare", "--projection", "all", "--version", "2")
+        assert every.returncode == 0, every.stdout + every.stderr
+        assert every.stdout.count("are equal") == len(LIVE_PROJECTIONS) + 6, every.stdout
+        refused = cli(cli_env, "replay", "drop", "--projection", "all", "--version", "2")
+        assert refused.returncode == 1 and "serves queries" in refused.stderr, refused.stderr
+        rows = [line.split()[:2] for line in cli(cli_env, "replay", "status").stdout.splitlines()]
+        assert ["appointments", "2"] in rows  # a refusal drops nothing, not even what it could
 
         # Silence: every derived event written since the replay began comes from a webhook that
         # arrived since (none re-derived from history), and Ably de-duplicated nothing.
