@@ -122,18 +122,21 @@ async def _follow(bootstrap: str, runs: list[str], *, verbose: bool) -> float:
     started = time.monotonic()
     async with Position(bootstrap) as position:
         progress = Progress("replay", total=0)
-        shown_partitions = 0.0
         hinted = False
         while True:
             head = await position.head()
             live = await position.lag(LIVE_GROUP, head)
             lags = [await position.lag(run, head) for run in runs]
-            progress.update(sum(lag.done for lag in lags), sum(lag.total for lag in lags))
-            if verbose and time.monotonic() - shown_partitions >= 5:
-                shown_partitions = time.monotonic()
-                for run, lag in zip(runs, lags, strict=True):
-                    for partition, (done, total) in sorted(lag.partitions.items()):
-                        print(f"  {run} partition {partition}: {done}/{total}")
+            details = (
+                [
+                    f"{run} partition {partition}: {done:,}/{total:,}"
+                    for run, lag in zip(runs, lags, strict=True)
+                    for partition, (done, total) in sorted(lag.partitions.items())
+                ]
+                if verbose
+                else None
+            )
+            progress.update(sum(lag.done for lag in lags), sum(lag.total for lag in lags), details)
             if all(caught_up(lag, live) for lag in lags):
                 progress.finish()
                 return time.monotonic() - started
