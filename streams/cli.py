@@ -29,6 +29,7 @@ from streams.query_table import render_table
 from streams.replay.cli import add_commands as add_replay_commands
 from streams.send import add_commands as add_send_commands
 from streams.settings import Settings
+from streams.status import status
 from streams.tables.projection import Projection
 from streams.tables.registry import PROJECTIONS
 from streams.topics import RAW_WEBHOOKS, TOPICS, ensure_configured_topics, ready_kafka
@@ -144,6 +145,11 @@ def _parser(catalog: Sequence[Projection]) -> argparse.ArgumentParser:
     add_replay_commands(sub, catalog)
     add_dlq_commands(sub)
     add_send_commands(sub)
+    overview = sub.add_parser(
+        "status", help="the stack on one screen: broker, worker, lag, versions, dead letters"
+    )
+    overview.add_argument("--url", help="the worker's base URL (default: as `streams query`)")
+    overview.set_defaults(command=partial(status, catalog))
     return parser
 
 

@@ -159,6 +159,13 @@ def test_readme_quickstart_signs_sends_and_queries_the_samples(tmp_path: Path) -
         assert topics[0].split() == ["topic", "state", "key"], topics
         column = topics[0].index("state")
         assert all(line[column:].startswith(("exists", "created")) for line in topics[1:]), topics
+        deadline = time.monotonic() + 30
+        while "0 records behind" not in (overview := run_cli(env, "status").stdout):
+            assert time.monotonic() < deadline, overview
+            time.sleep(0.5)
+        assert "1 node(s) answer" in overview and ": ready" in overview, overview
+        assert "live worker 0 records behind the log of 19" in overview, overview
+        assert "revenue v1" in overview and "0 dead letter(s) waiting" in overview, overview
         dead = run_cli(env, "dlq", "list").stdout.splitlines()
         assert dead[0].split() == ["dlq", "family", "type", "state", "error"], dead
         assert dead[-1] == "0 dead letters", dead
