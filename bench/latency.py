@@ -28,7 +28,7 @@ import aiohttp
 from bench.common import worker_env
 from bench.ingress import SigningKey
 from streams.codec import dumps, loads
-from streams.settings import REPO_ROOT
+from streams.local_ably import standin_binary
 from tests.integration.processes import free_port, http, start_worker, wait_for
 
 __all__ = ["Step", "measure", "polling_reference"]
@@ -57,11 +57,7 @@ def polling_reference() -> tuple[float, float, float]:
 
 
 def _standin(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    subprocess.run(
-        ["bash", "infra/ably-standin/build-image.sh", "--binary-only"], cwd=REPO_ROOT, check=True
-    )
-    binary = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    binary = binary / "streams" / "ably-standin" / "ably-standin"
+    binary = standin_binary()
     port = free_port()
     process = subprocess.Popen(
         [str(binary), "--listen", f"127.0.0.1:{port}"],

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from functools import partial
 
@@ -25,10 +26,11 @@ from streams.errors import StreamsError
 from streams.ingest import ingest_lines, wait_consumed
 from streams.ingress.raw_log import RawLog
 from streams.ingress.server import run_ingress
+from streams.local_ably import LocalAbly
 from streams.query_table import render_table
 from streams.replay.cli import add_commands as add_replay_commands
 from streams.send import add_commands as add_send_commands
-from streams.settings import Settings
+from streams.settings import Secret, Settings
 from streams.status import status
 from streams.tables.projection import Projection
 from streams.tables.registry import PROJECTIONS
@@ -154,12 +156,22 @@ def _parser(catalog: Sequence[Projection]) -> argparse.ArgumentParser:
 
 
 def _dev(catalog: Sequence[Projection], settings: Settings, args: argparse.Namespace) -> int:
-    broker = None
-    if settings.embedded:
-        broker = LocalKafka(settings.data_dir / "kafka", libs=settings.kafka_libs)
-        broker.start()
+    broker, ably = None, None
+    if settings.local_ably and settings.ably_api_key is not None:
+        raise ValueError("set ABLY_API_KEY or STREAMS_LOCAL_ABLY=1, not both")
     try:
-        if broker is not None:
+        if settings.local_ably:
+            ably = LocalAbly(settings.data_dir)
+            url, key = ably.start()
+            settings = replace(settings, ably_api_key=Secret(key), ably_endpoint=url)
+            print(
+                f"streams: local Ably stand-in on {url} (not Ably): what each channel's "
+                f"subscribers would receive is at {url}/_standin/messages",
+                flush=True,
+            )
+        if settings.embedded:
+            broker = LocalKafka(settings.data_dir / "kafka", libs=settings.kafka_libs)
+            broker.start()
             seconds = asyncio.run(broker.wait_ready())
             log.info("embedded Kafka ready at %s in %.1fs", broker.bootstrap, seconds)
         return _run_worker(settings, kafka_bootstrap(settings), catalog)
@@ -167,6 +179,8 @@ def _dev(catalog: Sequence[Projection], settings: Settings, args: argparse.Names
         if broker is not None:
             broker.stop()
             log.info("embedded Kafka stopped")
+        if ably is not None:
+            ably.stop()
 
 
 def _worker(catalog: Sequence[Projection], settings: Settings, args: argparse.Namespace) -> int:

@@ -54,6 +54,8 @@ class Settings:
     kafka_libs: Path
     reminder_lead_seconds: int = 15 * 60
     """`STREAMS_REMINDER_LEAD_SECONDS`: how long before an appointment its reminder is sent."""
+    local_ably: bool = False
+    """`STREAMS_LOCAL_ABLY=1`: `streams dev` (make run) runs a local Ably stand-in and uses it."""
 
     @property
     def embedded(self) -> bool:
@@ -85,6 +87,12 @@ class Settings:
             except ValueError:
                 raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
+        def flag(name: str) -> bool:
+            raw = (text(name) or "0").lower()
+            if raw not in ("0", "1", "true", "false", "yes", "no"):
+                raise ValueError(f"{name} must be 1 or 0, got {raw!r}")
+            return raw in ("1", "true", "yes")
+
         def pem(name: str) -> str | None:
             """A PEM key, given as its text or as the path of a file holding it."""
             raw = text(name)
@@ -111,6 +119,7 @@ class Settings:
             api_token=secret("STREAMS_API_TOKEN"),
             app_jwt_secret=secret("STREAMS_APP_JWT_SECRET"),
             ably_api_key=secret("ABLY_API_KEY"),
+            local_ably=flag("STREAMS_LOCAL_ABLY"),
             ably_endpoint=text("ABLY_ENDPOINT"),
             ghl_ed25519_public_key=pem("GHL_WEBHOOK_ED25519_PUBLIC_KEY"),
             ghl_rsa_public_key=pem("GHL_WEBHOOK_RSA_PUBLIC_KEY"),

@@ -15,6 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import jwt
+
 from tests.traffic import expected, format_minor, generate, to_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,6 +171,91 @@ def test_readme_quickstart_signs_sends_and_queries_the_samples(tmp_path: Path) -
         dead = run_cli(env, "dlq", "list").stdout.splitlines()
         assert dead[0].split() == ["dlq", "family", "type", "state", "error"], dead
         assert dead[-1] == "0 dead letters", dead
+    finally:
+        children = descendants(make.pid)
+        make.send_signal(signal.SIGTERM)
+        try:
+            make.wait(60)
+        except subprocess.TimeoutExpired:
+            make.kill()
+        for pid in children:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_local_ably_mode_publishes_to_a_stand_in_and_mints_tokens_for_it(tmp_path: Path) -> None:
+    """`STREAMS_LOCAL_ABLY=1 make run`: the publisher and the token endpoint tried without Ably's
+    cloud, against the stand-in that `make run` starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMS_", "GHL_", "ABLY_"))}
+    env["STREAMS_DATA_DIR"] = str(tmp_path / "data")
+    run_cli(env, "dev-key")
+    env["GHL_WEBHOOK_ED25519_PUBLIC_KEY"] = str(tmp_path / "data" / "dev-key.pub.pem")
+    secret = "app-secret-for-this-test-32-bytes-long"
+    log = tmp_path / "make-run.log"
+    make = subprocess.Popen(
+        ["make", "--no-print-directory", "run"],
+        cwd=REPO,
+        env=env
+        | {
+            "STREAMS_WEB_PORT": str(port),
+            "STREAMS_LOCAL_ABLY": "1",
+            "STREAMS_APP_JWT_SECRET": secret,
+        },
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert wait_for_health(port, make, timeout=180) == {"status": "ok"}
+        [line] = [x for x in log.read_text().splitlines() if "local Ably stand-in on" in x]
+        standin = line.split("local Ably stand-in on ")[1].split()[0]
+        message = {
+            "type": "InboundMessage",
+            "locationId": "demo-location",
+            "conversationId": "c1",
+            "messageId": "m1",
+            "direction": "inbound",
+            "messageType": "SMS",
+            "body": "hello",
+            "dateAdded": "2026-12-04T10:00:00Z",
+        }
+        run_cli(env, "send", "-", stdin=json.dumps(message))
+
+        def received() -> list[dict]:
+            with urllib.request.urlopen(
+                f"{standin}/_standin/messages?channel=location:demo-location", timeout=5
+            ) as r:
+                return [m for m in json.loads(r.read()) if m["name"] == "new-message"]
+
+        deadline = time.monotonic() + 60
+        while not received() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(received()) == 1, received()
+
+        user = jwt.encode(
+            {"sub": "u1", "locationId": "demo-location", "exp": int(time.time()) + 600},
+            secret,
+            algorithm="HS256",
+        )
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/realtime/token",
+            method="POST",
+            headers={"Authorization": f"Bearer {user}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as r:
+            token_request = json.loads(r.read())
+        # The stand-in takes the signed TokenRequest, as Ably would from the app.
+        exchange = urllib.request.Request(
+            f"{standin}/keys/{token_request['keyName']}/requestToken",
+            data=json.dumps(token_request).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(exchange, timeout=10) as r:
+            details = json.loads(r.read())
+        assert details["clientId"] == "u1" and "location:demo-location" in details["capability"]
     finally:
         children = descendants(make.pid)
         make.send_signal(signal.SIGTERM)
