@@ -5,6 +5,7 @@ broker included."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import jwt
@@ -106,9 +108,6 @@ def test_readme_quickstart_signs_sends_and_queries_the_samples(tmp_path: Path) -
     """The README's first screen, as a new user runs it: a dev key, `make run` with it, the
     sample webhooks signed and sent, and their figures in queries. The CLI finds the stack from
     STREAMS_DATA_DIR alone."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMS_", "GHL_"))}
     env["STREAMS_DATA_DIR"] = str(tmp_path / "data")
     made = run_cli(env, "dev-key").stdout
@@ -116,15 +115,7 @@ def test_readme_quickstart_signs_sends_and_queries_the_samples(tmp_path: Path) -
     name, _, value = export.strip().removeprefix("export ").partition("=")
     env[name] = value
     log = tmp_path / "make-run.log"
-    make = subprocess.Popen(
-        ["make", "--no-print-directory", "run"],
-        cwd=REPO,
-        env=env | {"STREAMS_WEB_PORT": str(port)},
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        assert wait_for_health(port, make, timeout=120) == {"status": "ok"}
+    with make_run(env, log) as port:
         started = log.read_text()
         assert f"streams: worker on http://127.0.0.1:{port}" in started, started
         assert "ERROR" not in started and "Traceback" not in started, started
@@ -171,44 +162,19 @@ def test_readme_quickstart_signs_sends_and_queries_the_samples(tmp_path: Path) -
         dead = run_cli(env, "dlq", "list").stdout.splitlines()
         assert dead[0].split() == ["dlq", "family", "type", "state", "error"], dead
         assert dead[-1] == "0 dead letters", dead
-    finally:
-        children = descendants(make.pid)
-        make.send_signal(signal.SIGTERM)
-        try:
-            make.wait(60)
-        except subprocess.TimeoutExpired:
-            make.kill()
-        for pid in children:
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 def test_local_ably_mode_publishes_to_a_stand_in_and_mints_tokens_for_it(tmp_path: Path) -> None:
     """`STREAMS_LOCAL_ABLY=1 make run`: the publisher and the token endpoint tried without Ably's
     cloud, against the stand-in that `make run` starts."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMS_", "GHL_", "ABLY_"))}
     env["STREAMS_DATA_DIR"] = str(tmp_path / "data")
     run_cli(env, "dev-key")
     env["GHL_WEBHOOK_ED25519_PUBLIC_KEY"] = str(tmp_path / "data" / "dev-key.pub.pem")
     secret = "app-secret-for-this-test-32-bytes-long"
     log = tmp_path / "make-run.log"
-    make = subprocess.Popen(
-        ["make", "--no-print-directory", "run"],
-        cwd=REPO,
-        env=env
-        | {
-            "STREAMS_WEB_PORT": str(port),
-            "STREAMS_LOCAL_ABLY": "1",
-            "STREAMS_APP_JWT_SECRET": secret,
-        },
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        assert wait_for_health(port, make, timeout=180) == {"status": "ok"}
+    local = {"STREAMS_LOCAL_ABLY": "1", "STREAMS_APP_JWT_SECRET": secret}
+    with make_run(env | local, log) as port:
         [line] = [x for x in log.read_text().splitlines() if "local Ably stand-in on" in x]
         standin = line.split("local Ably stand-in on ")[1].split()[0]
         message = {
@@ -256,6 +222,24 @@ def test_local_ably_mode_publishes_to_a_stand_in_and_mints_tokens_for_it(tmp_pat
         with urllib.request.urlopen(exchange, timeout=10) as r:
             details = json.loads(r.read())
         assert details["clientId"] == "u1" and "location:demo-location" in details["capability"]
+
+
+@contextlib.contextmanager
+def make_run(env: dict[str, str], log: Path) -> Iterator[int]:
+    """`make run` on a free port, healthy; its port. Stopped, with all it started, on exit."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    make = subprocess.Popen(
+        ["make", "--no-print-directory", "run"],
+        cwd=REPO,
+        env=env | {"STREAMS_WEB_PORT": str(port)},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert wait_for_health(port, make, timeout=180) == {"status": "ok"}, log.read_text()
+        yield port
     finally:
         children = descendants(make.pid)
         make.send_signal(signal.SIGTERM)
