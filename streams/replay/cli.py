@@ -184,15 +184,22 @@ def _state(lag: GroupLag, live: GroupLag) -> str:
     return "replaying" if lag.members or lag.started else "waiting"
 
 
+def _having(
+    catalog: dict[str, Projection], recorded: dict[str, Versions], version: int
+) -> list[Projection]:
+    """Every projection that has `version`."""
+    return [
+        p for p in catalog.values() if version in recorded.get(p.name, Versions.initial(p)).all(p)
+    ]
+
+
 def _chosen(
     catalog: dict[str, Projection], recorded: dict[str, Versions], name: str, version: int
 ) -> list[Projection]:
     """The named projection; for `all`, every projection that has `version`."""
     if name != "all":
         return [catalog[name]]
-    chosen = [
-        p for p in catalog.values() if version in recorded.get(p.name, Versions.initial(p)).all(p)
-    ]
+    chosen = _having(catalog, recorded, version)
     if not chosen:
         raise ReplayError(f"no projection has a version {version}")
     return chosen
@@ -235,10 +242,7 @@ def _drop(catalog: dict[str, Projection], settings: Settings, args: argparse.Nam
         named = args.projection != "all"
         # Without the version, only the clean-up of an interrupted drop may be left to do.
         chosen = [
-            p
-            for p in catalog.values()
-            if (not named or p.name == args.projection)
-            and version in recorded.get(p.name, Versions.initial(p)).all(p)
+            p for p in _having(catalog, recorded, version) if not named or p.name == args.projection
         ]
         # Check every projection before recording any, so a refusal changes nothing.
         dropped = {}
@@ -250,11 +254,11 @@ def _drop(catalog: dict[str, Projection], settings: Settings, args: argparse.Nam
         if dropped:
             await write_versions(bootstrap, dropped)
             recorded.update(dropped)
-        in_use = {
-            v.group(catalog[name], version)
-            for name, v in recorded.items()
-            if name in catalog and version in v.replays
-        }
+        users: dict[str, list[str]] = {}  # run of this version -> the projections still in it
+        for name, v in sorted(recorded.items()):
+            if name in catalog and version in v.replays:
+                users.setdefault(v.group(catalog[name], version), []).append(name)
+        in_use = set(users)
         async with Position(bootstrap) as position:
             # Runs of this version nobody uses any more: those just dropped, and any a previous
             # drop was interrupted before deleting.
@@ -281,14 +285,9 @@ def _drop(catalog: dict[str, Projection], settings: Settings, args: argparse.Nam
         for name in dropped:
             print(f"version {version} of {name} dropped")
         for group in sorted(groups & in_use):
-            users = sorted(
-                n
-                for n, v in recorded.items()
-                if n in catalog and version in v.replays and v.group(catalog[n], version) == group
-            )
             print(
-                f"its run {group} goes on for {', '.join(users)}; its state goes when their "
-                "versions are dropped"
+                f"its run {group} goes on for {', '.join(users[group])}; its state goes when "
+                "their versions are dropped"
             )
         return 0
 
