@@ -32,20 +32,21 @@ from streams.agents.reminders import TICK_SECONDS, reminder_tick
 from streams.api import install_api
 from streams.ingress.http import install_ingress
 from streams.ingress.raw_log import RawLog
+from streams.mongo_sink.sink import SINKABLE, MongoSink
 from streams.realtime_token import install_realtime_token
 from streams.replay.supervisor import Supervisor, this_program
 from streams.runtime.changelog import changelog_topic
 from streams.runtime.loop import Loop
 from streams.runtime.ownership import Placement
 from streams.runtime.task import TaskConfig
-from streams.settings import Settings
+from streams.settings import Secret, Settings
 from streams.tables.projection import Projection, Tables
 from streams.tables.registry import LIVE_TABLES, PROJECTIONS
 from streams.topics import DERIVED, DLQ, RAW_WEBHOOKS
 from streams.web import install_health
 from streams.worker import Worker, worker_url
 
-__all__ = ["APP_ID", "FAMILIES", "create_worker", "live_families"]
+__all__ = ["APP_ID", "FAMILIES", "create_worker", "live_families", "mongo_sink"]
 
 APP_ID = "streams"  # the live worker's consumer group, and its changelog's prefix
 FAMILIES = (
@@ -75,6 +76,29 @@ def live_families() -> list[Family]:
         (family, module.TYPES, partial(_notifying_installed, module.handler))
         for family, module in FAMILIES
     ]
+
+
+def mongo_sink(
+    settings: Settings,
+    bootstrap: str,
+    catalog: Sequence[Projection] = PROJECTIONS,
+    uri: Secret | None = None,
+    database: str | None = None,
+    projections: Sequence[str] = (),
+) -> MongoSink:
+    """The MongoDB read models' sink, from the settings unless given."""
+    chosen = projections or settings.mongo_sink_projections or SINKABLE
+    sink_uri = uri or settings.mongo_sink_uri
+    if sink_uri is None:
+        raise ValueError("a MongoDB URI is required: --uri or STREAMS_MONGO_SINK_URI")
+    return MongoSink(
+        bootstrap,
+        sink_uri,
+        database or settings.mongo_sink_database,
+        tuple(chosen),
+        settings.data_dir / "mongo-sink",
+        {p.name: p for p in catalog},
+    )
 
 
 def instance_id(data_dir: Path) -> str:
@@ -121,6 +145,9 @@ def create_worker(
     )
     raw_log = RawLog(bootstrap)
     replays = Supervisor(settings, bootstrap, catalog, command or this_program())
+    services = [publisher(create_sink(settings), bootstrap), replays.run]
+    if settings.mongo_sink_uri is not None:
+        services.append(mongo_sink(settings, bootstrap, catalog).run)
     app = web.Application()
     install_health(app, loop.status)
     install_ingress(app, settings, raw_log)
@@ -131,6 +158,6 @@ def create_worker(
         app,
         settings.web_host,
         settings.web_port,
-        services=[publisher(create_sink(settings), bootstrap), replays.run],
+        services=services,
         cleanups=[raw_log.stop],
     )

@@ -27,6 +27,7 @@ from streams.ingest import ingest_lines, wait_consumed
 from streams.ingress.raw_log import RawLog
 from streams.ingress.server import run_ingress
 from streams.local_ably import LocalAbly
+from streams.mongo_sink.cli import add_commands as add_sink_commands
 from streams.query_table import render_table
 from streams.replay.cli import add_commands as add_replay_commands
 from streams.send import add_commands as add_send_commands
@@ -147,6 +148,7 @@ def _parser(catalog: Sequence[Projection]) -> argparse.ArgumentParser:
     add_replay_commands(sub, catalog)
     add_dlq_commands(sub)
     add_send_commands(sub)
+    add_sink_commands(sub, catalog)
     overview = sub.add_parser(
         "status", help="the stack on one screen: broker, worker, lag, versions, dead letters"
     )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-__all__ = ["count", "render"]
+__all__ = ["count", "gauge", "render"]
 
-_counters: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
+Labels = tuple[tuple[str, str], ...]
+_counters: Counter[tuple[str, Labels]] = Counter()
+_gauges: dict[tuple[str, Labels], float] = {}
 _HELP = {
     "streams_records_total": "raw records a family agent processed",
     "streams_records_already_folded_total": (
@@ -24,6 +26,14 @@ _HELP = {
     "streams_publish_retries_total": "publish attempts retried after a transient failure",
     "streams_replay_records_total": "raw records a replay worker folded, by projection and version",
     "streams_replay_bad_records_total": "raw records a replay worker could not fold (skipped)",
+    "streams_mongo_sink_writes_total": "documents the MongoDB sink wrote or deleted",
+    "streams_mongo_sink_errors_total": "MongoDB sink attempts that failed (each is retried)",
+    "streams_mongo_sink_lag_records": (
+        "changelog records the MongoDB read models do not reflect yet, by projection and version"
+    ),
+    "streams_mongo_sink_lag_seconds": (
+        "age of the oldest change in the MongoDB sink's last write (0 when caught up)"
+    ),
 }
 
 
@@ -31,13 +41,18 @@ def count(metric: str, amount: int = 1, **labels: str) -> None:
     _counters[(metric, tuple(sorted(labels.items())))] += amount
 
 
+def gauge(metric: str, value: float, **labels: str) -> None:
+    _gauges[(metric, tuple(sorted(labels.items())))] = value
+
+
 def render() -> str:
     lines = []
-    for name in sorted({n for n, _ in _counters}):
-        lines.append(f"# HELP {name} {_HELP.get(name, name)}")
-        lines.append(f"# TYPE {name} counter")
-        for (metric, labels), value in sorted(_counters.items()):
-            if metric == name:
-                rendered = ",".join(f'{k}="{v}"' for k, v in labels)
-                lines.append(f"{name}{{{rendered}}} {value}" if rendered else f"{name} {value}")
+    for kind, values in (("counter", _counters), ("gauge", _gauges)):
+        for name in sorted({n for n, _ in values}):
+            lines.append(f"# HELP {name} {_HELP.get(name, name)}")
+            lines.append(f"# TYPE {name} {kind}")
+            for (metric, labels), value in sorted(values.items()):
+                if metric == name:
+                    rendered = ",".join(f'{k}="{v}"' for k, v in labels)
+                    lines.append(f"{name}{{{rendered}}} {value}" if rendered else f"{name} {value}")
     return "\n".join(lines) + "\n"

@@ -56,6 +56,13 @@ class Settings:
     """`STREAMS_REMINDER_LEAD_SECONDS`: how long before an appointment its reminder is sent."""
     local_ably: bool = False
     """`STREAMS_LOCAL_ABLY=1`: `streams dev` (make run) runs a local Ably stand-in and uses it."""
+    mongo_sink_uri: Secret | None = None
+    """`STREAMS_MONGO_SINK_URI`: when set, the worker keeps the MongoDB read models current."""
+    mongo_sink_database: str = "streams"
+    """`STREAMS_MONGO_SINK_DB`: the database of the read models."""
+    mongo_sink_projections: tuple[str, ...] = ()
+    """`STREAMS_MONGO_SINK_PROJECTIONS` (comma-separated): the read models' projections; empty:
+    every projection that has read models."""
 
     @property
     def embedded(self) -> bool:
@@ -126,4 +133,11 @@ class Settings:
             mongodb_uri=secret("MONGODB_URI"),
             kafka_libs=Path(text("STREAMS_KAFKA_LIBS") or REPO_ROOT / "infra" / "kafka" / "libs"),
             reminder_lead_seconds=reminder_lead,
+            mongo_sink_uri=secret("STREAMS_MONGO_SINK_URI"),
+            mongo_sink_database=text("STREAMS_MONGO_SINK_DB") or "streams",
+            mongo_sink_projections=tuple(
+                p.strip()
+                for p in (text("STREAMS_MONGO_SINK_PROJECTIONS") or "").split(",")
+                if p.strip()
+            ),
         )

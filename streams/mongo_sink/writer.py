@@ -1,0 +1,139 @@
+"""The MongoDB side of the sink: guarded bulk writes, positions, aliases and indexes.
+
+Every document carries the changelog position it reflects (`_partition`, `_offset`). A write
+replaces a document only if it holds an older position (`_offset` below the write's), and a
+delete removes one only then: writing the same batch twice, or an older one after a newer,
+changes nothing. A guarded upsert that finds a newer document fails with a duplicate `_id`
+(MongoDB then tries to insert), which is the refusal, not an error.
+
+`sink_positions` holds, per changelog partition, the next offset MongoDB does not reflect yet;
+`read_models` holds the aliases: for each read model, the versioned collection that answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from pymongo import ASCENDING, DeleteMany, DeleteOne, ReplaceOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from streams.mongo_sink.documents import ReadModel
+from streams.mongo_sink.pending import Writes
+
+__all__ = ["ALIASES", "POSITIONS", "ReadModelWriter", "position_id"]
+
+POSITIONS = "sink_positions"
+ALIASES = "read_models"
+DUPLICATE_KEY = 11000
+
+
+def position_id(topic: str, partition: int) -> str:
+    return f"{topic}|{partition}"
+
+
+class ReadModelWriter:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self.db = db
+        self._indexed: set[str] = set()
+
+    async def positions(self, topic: str) -> dict[int, int]:
+        """Partition -> the next changelog offset MongoDB does not reflect."""
+        found = self.db[POSITIONS].find({"topic": topic})
+        return {doc["partition"]: doc["offset"] async for doc in found}
+
+    async def write(
+        self,
+        topic: str,
+        partition: int,
+        next_offset: int,
+        writes: Mapping[str, Writes],
+        indexes: Mapping[str, tuple[str, ...]],
+    ) -> int:
+        """Apply a batch's writes (collection -> writes) reflecting the changelog up to
+        `next_offset`, then record that position; the number of documents written or deleted."""
+        offset = next_offset - 1  # the last record the documents reflect
+        older = {"$lt": offset}
+        done = 0
+        for name, w in writes.items():
+            await self._ensure_index(name, indexes[name])
+            ops: list[Any] = [
+                ReplaceOne(
+                    {"_id": i, "_offset": older},
+                    {"_id": i, **doc, "_partition": partition, "_offset": offset},
+                    upsert=True,
+                )
+                for i, doc in w.upserts.items()
+            ]
+            ops += [DeleteOne({"_id": i, "_offset": older}) for i in w.deletes]
+            ops += [
+                DeleteMany({"location_id": location, "_id": {"$nin": kept}, "_offset": older})
+                for location, kept in w.locations.items()
+            ]
+            if ops:
+                await self._bulk(name, ops)
+                done += len(ops)
+        # Guarded like the documents: a position never moves back.
+        with contextlib.suppress(DuplicateKeyError):
+            await self.db[POSITIONS].update_one(
+                {"_id": position_id(topic, partition), "offset": {"$lt": next_offset}},
+                {
+                    "$set": {
+                        "topic": topic,
+                        "partition": partition,
+                        "offset": next_offset,
+                        "written_at": dt.datetime.now(dt.UTC),
+                    }
+                },
+                upsert=True,
+            )
+        return done
+
+    async def _bulk(self, name: str, ops: list[Any]) -> None:
+        try:
+            await self.db[name].bulk_write(ops, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            # Only refusals: those documents hold newer positions already.
+
+    async def _ensure_index(self, name: str, keys: tuple[str, ...]) -> None:
+        if name not in self._indexed:
+            await self.db[name].create_index([(k, ASCENDING) for k in keys])
+            self._indexed.add(name)
+
+    async def aliases(self) -> dict[str, dict[str, Any]]:
+        return {doc["_id"]: doc async for doc in self.db[ALIASES].find()}
+
+    async def point_alias(self, model: ReadModel, version: int) -> None:
+        """From now on `model` answers from `version`'s collection: one document's change."""
+        await self.db[ALIASES].update_one(
+            {"_id": model.collection},
+            {
+                "$set": {
+                    "collection": model.versioned(version),
+                    "projection": model.projection,
+                    "version": version,
+                    "switched_at": dt.datetime.now(dt.UTC),
+                }
+            },
+            upsert=True,
+        )
+
+    async def drop_version(self, model: ReadModel, version: int) -> None:
+        await self.db.drop_collection(model.versioned(version))
+        self._indexed.discard(model.versioned(version))
+
+    async def topics(self) -> set[str]:
+        """The changelogs MongoDB holds positions of."""
+        return set(await self.db[POSITIONS].distinct("topic"))
+
+    async def forget_topic(self, topic: str) -> None:
+        await self.db[POSITIONS].delete_many({"topic": topic})
+
+    async def collections(self) -> set[str]:
+        return set(await self.db.list_collection_names())
