@@ -72,6 +72,13 @@ class Pending:
             self.state.put(record.key, DELETED if value is None else value)
         self.last_offset = records[-1].offset
 
+    def advance(self, position: int) -> None:
+        """The consumer's position (past transaction markers, which are not records): MongoDB's
+        position moves there with the next write, so a caught-up partition shows no lag."""
+        reached = self.store.checkpoint if self.last_offset is None else self.last_offset + 1
+        if position > (reached or 0):
+            self.last_offset = position - 1
+
     def _documents(self, location: str) -> dict[str, Documents]:
         return {name: model.documents(self.state.tables, location) for model, name in self.models}
 

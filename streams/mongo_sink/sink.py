@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
@@ -148,18 +148,34 @@ class MongoSink(ConsumerRebalanceListener):
             await asyncio.sleep(0.2)
             return
         fetched = await self.consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS)
+        positions = {}
+        for tp in list(self.parts):
+            with contextlib.suppress(IllegalStateError, AssertionError):  # revoked meanwhile
+                positions[tp] = await self.consumer.position(tp)
         async with self._busy:
             for tp, records in fetched.items():
                 part = self.parts.get(tp)
                 if part is not None:
                     part.add(records)
+            for tp, position in positions.items():
+                part = self.parts.get(tp)
+                if part is not None and tp in self.consumer.assignment():
+                    part.advance(position)
             for tp, part in list(self.parts.items()):
                 reach = self.must_reach.get(tp)
                 if part.next_offset is not None and (reach is None or part.next_offset >= reach):
                     await self._write(tp, part)
-                    self.must_reach.pop(tp, None)
-                if part.fresh and await self.consumer.position(tp) >= self.ends.get(tp, 0):
+                    if self.must_reach.pop(tp, None) is not None:
+                        log.info("%s-%d: MongoDB's position reached", tp.topic, tp.partition)
+                # No Kafka call under the lock: a rebalance waiting for it would wait forever.
+                if part.fresh and (part.store.checkpoint or 0) >= self.ends.get(tp, 0):
                     part.caught_up()
+                    log.info(
+                        "%s-%d: caught up at offset %s",
+                        tp.topic,
+                        tp.partition,
+                        part.store.checkpoint,
+                    )
 
     async def _write(self, tp: TopicPartition, part: Pending) -> None:
         writes = part.writes()
@@ -242,10 +258,16 @@ class MongoSink(ConsumerRebalanceListener):
                 self.ends[tp] = ends[tp]
                 if held is not None and (store.checkpoint or 0) < held:
                     self.must_reach[tp] = held  # write nothing older than MongoDB holds
-                if store.checkpoint is None:
-                    self.consumer.seek(tp, firsts[tp])
-                else:
-                    self.consumer.seek(tp, store.checkpoint)
+                start = firsts[tp] if store.checkpoint is None else store.checkpoint
+                self.consumer.seek(tp, start)
+                log.info(
+                    "%s-%d: following from offset %d (MongoDB at %s, end %d)",
+                    tp.topic,
+                    tp.partition,
+                    start,
+                    held,
+                    ends[tp],
+                )
 
     def _pending(self, topic: str, store: Store) -> Pending:
         versions = self.sources[topic]
@@ -332,4 +354,6 @@ class MongoSink(ConsumerRebalanceListener):
 
 
 def _first_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    """Enough to tell what failed (PyMongo's messages carry the whole topology)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:160]}"

@@ -158,7 +158,8 @@ async def test_read_models_stay_exact_through_a_kill_an_outage_and_a_promote(
         while wrong and time.monotonic() < deadline:
             await asyncio.sleep(1)
             wrong = await caught_up()
-        assert wrong == [], wrong[:5]
+        positions = await db["sink_positions"].find().to_list()
+        assert wrong == [], (wrong[:5], positions, worker.tail(3000))
         lag = await sink_lag(kafka, Secret(uri), "readmodels", (), PROJECTIONS)
         assert lag and all(row["lag_records"] == 0 for row in lag), lag
         metrics = http("GET", f"{worker.url}/metrics")[1]
