@@ -64,7 +64,7 @@ images: $(KAFKA_LIBS)/.fetched
 
 # Benchmarks are not tests: nothing in `make test` depends on timing.
 # `make bench ARGS="--records 10000 --keys 200000"` passes options (python -m bench --help).
-bench: setup
+bench: setup images
 	$(UV) sync --frozen --quiet --group bench
 	$(VENV)/bin/python -m bench $(ARGS)
 

@@ -70,7 +70,9 @@ def _standin(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     return process, url
 
 
-async def _send(url: str, key: SigningKey, rate: int, hold: float, tag: str) -> dict[str, float]:
+async def send_messages(
+    url: str, key: SigningKey, rate: int, hold: float, tag: str
+) -> dict[str, float]:
     """Post rate*hold InboundMessage webhooks on schedule; message id -> send time (ms)."""
     sent: dict[str, float] = {}
     count = int(rate * hold)
@@ -136,7 +138,7 @@ def _step(
     worker_url: str, standin: str, key: SigningKey, rate: int, hold: float, drain: float
 ) -> Step:
     tag = f"r{rate}-{int(time.time())}"
-    sent = asyncio.run(_send(f"{worker_url}/webhooks/ghl", key, rate, hold, tag))
+    sent = asyncio.run(send_messages(f"{worker_url}/webhooks/ghl", key, rate, hold, tag))
     deadline = time.monotonic() + drain
     received = _received(standin, tag)
     while len(received) < len(sent) and time.monotonic() < deadline:

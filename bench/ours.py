@@ -53,7 +53,7 @@ def run_worker(bootstrap: str, records: int, workdir: Path, locations: list[str]
     started = time.perf_counter()
     worker = start_worker(worker_env(bootstrap), workdir)
     try:
-        ready, before, done = asyncio.run(_consumed(worker, bootstrap, records))
+        ready, before, done = asyncio.run(consumed(worker, bootstrap, records))
         answers = answers_of(worker.url, locations)
     finally:
         worker.stop()
@@ -64,7 +64,7 @@ def run_worker(bootstrap: str, records: int, workdir: Path, locations: list[str]
     return Run(rate, rebuild, answers, tables)
 
 
-async def _consumed(worker: Worker, bootstrap: str, records: int) -> tuple[float, int, float]:
+async def consumed(worker: Worker, bootstrap: str, records: int) -> tuple[float, int, float]:
     """`commits` from the moment /healthz first answers 200."""
     deadline = time.monotonic() + 120
     async with aiohttp.ClientSession() as session:

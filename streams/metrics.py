@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 
-__all__ = ["count", "gauge", "render"]
+__all__ = ["SECONDS_BUCKETS", "count", "gauge", "observe", "render"]
+
+# Upper bounds (s) of a latency histogram's buckets: from a few milliseconds to a minute.
+SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 Labels = tuple[tuple[str, str], ...]
 _counters: Counter[tuple[str, Labels]] = Counter()
 _gauges: dict[tuple[str, Labels], float] = {}
+_histograms: dict[str, list[float]] = {}  # name -> observations per bucket, +Inf last, then sum
 _HELP = {
     "streams_records_total": "raw records a family agent processed",
     "streams_records_already_folded_total": (
@@ -31,6 +35,9 @@ _HELP = {
     "streams_mongo_sink_lag_records": (
         "changelog records the MongoDB read models do not reflect yet, by projection and version"
     ),
+    "streams_mongo_sink_write_lag_seconds": (
+        "per MongoDB sink write: from its oldest change's commit in Kafka to MongoDB's answer"
+    ),
     "streams_mongo_sink_lag_seconds": (
         "age of the oldest change in the MongoDB sink's last write (0 when caught up)"
     ),
@@ -45,6 +52,18 @@ def gauge(metric: str, value: float, **labels: str) -> None:
     _gauges[(metric, tuple(sorted(labels.items())))] = value
 
 
+def observe(metric: str, seconds: float) -> None:
+    """One observation of a latency histogram (`SECONDS_BUCKETS`)."""
+    counts = _histograms.setdefault(metric, [0.0] * (len(SECONDS_BUCKETS) + 2))
+    for i, bound in enumerate(SECONDS_BUCKETS):
+        if seconds <= bound:
+            counts[i] += 1
+            break
+    else:
+        counts[len(SECONDS_BUCKETS)] += 1
+    counts[-1] += seconds
+
+
 def render() -> str:
     lines = []
     for kind, values in (("counter", _counters), ("gauge", _gauges)):
@@ -55,4 +74,13 @@ def render() -> str:
                 if metric == name:
                     rendered = ",".join(f'{k}="{v}"' for k, v in labels)
                     lines.append(f"{name}{{{rendered}}} {value}" if rendered else f"{name} {value}")
+    for name, counts in sorted(_histograms.items()):
+        lines.append(f"# HELP {name} {_HELP.get(name, name)}")
+        lines.append(f"# TYPE {name} histogram")
+        total = 0.0
+        for bound, n in zip((*SECONDS_BUCKETS, "+Inf"), counts, strict=False):
+            total += n
+            lines.append(f'{name}_bucket{{le="{bound}"}} {total:.0f}')
+        lines.append(f"{name}_sum {counts[-1]:.3f}")
+        lines.append(f"{name}_count {total:.0f}")
     return "\n".join(lines) + "\n"

@@ -186,7 +186,9 @@ class MongoSink(ConsumerRebalanceListener):
             lambda: self.writer.write(tp.topic, tp.partition, next_offset, writes, indexes)
         )
         if part.first_timestamp is not None:
-            self.lag_seconds[tp.topic] = max(0.0, time.time() - part.first_timestamp / 1000)
+            lag = max(0.0, time.time() - part.first_timestamp / 1000)
+            self.lag_seconds[tp.topic] = lag
+            metrics.observe("streams_mongo_sink_write_lag_seconds", lag)
         part.stored()
         metrics.count("streams_mongo_sink_writes_total", done)
 
