@@ -90,13 +90,20 @@ async def _run(worker: Worker) -> int:
     stop_wait = asyncio.ensure_future(stopping.wait())
     status = 0
     try:
-        await asyncio.wait([loop_task, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([loop_task, stop_wait, *services], return_when=asyncio.FIRST_COMPLETED)
         if loop_task.done():
             exc = loop_task.exception()
             if isinstance(exc, StopWorker):
                 log.critical("%s; stopping the worker without committing", exc)
             else:
                 log.critical("the loop ended: %r; stopping the worker", exc)
+            status = EXIT_TRANSIENT_FAILURE
+        elif not stop_wait.done():
+            # A service runs as long as the worker: one that ended is a fault (its supervisor
+            # restarts the worker, and the service with it).
+            ended = next(s for s in services if s.done())
+            exc = ended.exception()
+            log.critical("a service ended: %r; stopping the worker", exc, exc_info=exc)
             status = EXIT_TRANSIENT_FAILURE
     finally:
         for task in [loop_task, *services, stop_wait]:

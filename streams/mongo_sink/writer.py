@@ -17,7 +17,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from pymongo import ASCENDING, DeleteMany, DeleteOne, ReplaceOne
+from pymongo import ASCENDING, DeleteMany, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -29,6 +29,18 @@ __all__ = ["ALIASES", "POSITIONS", "ReadModelWriter", "position_id"]
 POSITIONS = "sink_positions"
 ALIASES = "read_models"
 DUPLICATE_KEY = 11000
+# Operations per bulk write: FerretDB 1.24 (SQLite) stops answering a bulk of about 100
+# replacements of existing documents; 50 are well within it and cost MongoDB nothing.
+BULK_OPS = 50
+
+
+# (filter, the document replacing the one it finds, or None to delete what it finds)
+Op = tuple[dict[str, Any], dict[str, Any] | None]
+
+
+def _operation(op: Op) -> ReplaceOne[dict[str, Any]] | DeleteMany:
+    where, doc = op
+    return ReplaceOne(where, doc, upsert=True) if doc is not None else DeleteMany(where)
 
 
 def position_id(topic: str, partition: int) -> str:
@@ -56,22 +68,19 @@ class ReadModelWriter:
         """Apply a batch's writes (collection -> writes) reflecting the changelog up to
         `next_offset`, then record that position; the number of documents written or deleted."""
         offset = next_offset - 1  # the last record the documents reflect
-        older = {"$lt": offset}
+        older = {"$lte": offset}  # the same batch written again replaces itself
+        mark = {"_partition": partition, "_offset": offset}
         done = 0
         for name, w in writes.items():
             await self._ensure_index(name, indexes[name])
-            ops: list[Any] = [
-                ReplaceOne(
-                    {"_id": i, "_offset": older},
-                    {"_id": i, **doc, "_partition": partition, "_offset": offset},
-                    upsert=True,
-                )
+            ops: list[Op] = [
+                ({"_id": i, "_offset": older}, {"_id": i, **doc, **mark})
                 for i, doc in w.upserts.items()
             ]
-            ops += [DeleteOne({"_id": i, "_offset": older}) for i in w.deletes]
+            ops += [({"_id": i, "_offset": older}, None) for i in w.deletes]
             ops += [
-                DeleteMany({"location_id": location, "_id": {"$nin": kept}, "_offset": older})
-                for location, kept in w.locations.items()
+                ({"location_id": loc, "_id": {"$nin": kept}, "_offset": older}, None)
+                for loc, kept in w.locations.items()
             ]
             if ops:
                 await self._bulk(name, ops)
@@ -92,14 +101,25 @@ class ReadModelWriter:
             )
         return done
 
-    async def _bulk(self, name: str, ops: list[Any]) -> None:
-        try:
-            await self.db[name].bulk_write(ops, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            # Only refusals: those documents hold newer positions already.
+    async def _bulk(self, name: str, ops: list[Op]) -> None:
+        for start in range(0, len(ops), BULK_OPS):
+            chunk = ops[start : start + BULK_OPS]
+            try:
+                await self.db[name].bulk_write([_operation(op) for op in chunk], ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+                # Only refusals: those documents hold newer positions already.
+            except KeyError:
+                # FerretDB 1.x answers a bulk with a refusal in it without `nModified`, which
+                # PyMongo cannot read: the same operations one by one tell refusals apart.
+                for where, doc in chunk:
+                    with contextlib.suppress(DuplicateKeyError):
+                        if doc is not None:
+                            await self.db[name].replace_one(where, doc, upsert=True)
+                        else:
+                            await self.db[name].delete_many(where)
 
     async def _ensure_index(self, name: str, keys: tuple[str, ...]) -> None:
         if name not in self._indexed:
