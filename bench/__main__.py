@@ -3,7 +3,8 @@
     python -m bench [--records 100000] [--trials 3] [--quick]
 
 Rows 1, 2, 2b, 3, 3b and 6b share a fresh broker and the same pre-filled topic per trial
-(bench.throughput); rows 4, 5, 6 and 7 each get fresh brokers of their own. Figures are medians
+(bench.throughput); rows 4, 5, 6, 7 and 8 (bench.mongo_sink, with a FerretDB container) each
+get fresh brokers of their own. Figures are medians
 of the trials with min and max; on a shared machine they are noisy, which is why each is set
 beside a baseline measured in the same run.
 """
@@ -16,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import latency, memory, replay, throughput
+from bench import latency, memory, mongo_sink, replay, throughput
 from bench.common import Spread, bodies, broker, fill
 from bench.ingress import bare_rate, ingress_rate
 from bench.report import Results, write
@@ -91,6 +92,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="streams-bench-mem-") as tmp:
         results.memory = memory.measure(Path(tmp), args.keys)
     print(f"memory: {results.memory}", flush=True)
+
+    results.sink = mongo_sink.measure(args.records, args.trials, hold=args.hold)
 
     results.minutes = (time.monotonic() - started) / 60
     print(write(results))

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from bench.common import PARTITIONS, Spread, machine
 from bench.latency import Step, polling_reference
 from bench.memory import Memory
+from bench.mongo_sink import SinkFigures
+from bench.mongo_sink import table as sink_rows
 from bench.throughput import Throughput
 from streams.settings import REPO_ROOT
 
@@ -37,6 +39,7 @@ class Results:
     latency_hold: float = 0
     search_hold: float = 0
     memory: Memory | None = None
+    sink: SinkFigures | None = None
     minutes: float = 0
 
 
@@ -106,12 +109,14 @@ def table(r: Results) -> str:
         f"| 7b | restoring those {m.keys:,} keys: worker start to /healthz 200 (s) | "
         f"{m.healthy:,.1f} | | | < 30 s (1,000,000 keys) |",
     ]
+    if r.sink is not None:
+        rows += sink_rows(r.sink)
     return "\n".join(
         [
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{r.command}` in "
             f"{r.minutes:.1f} min: {r.records:,} records of the production-like mix "
             f"(tests/traffic.py, 200 locations, 5% redeliveries) on {PARTITIONS} partitions; "
-            f"rows 1 to 3b, 5, 6 and 6b: median of {r.trials} trials (min to max). "
+            f"rows 1 to 3b, 5, 6, 6b, 8 and 8b: median of {r.trials} trials (min to max). "
             f"Machine: {machine()}.",
             "",
             "The machine is shared with other engineers' test runs, so absolute figures move "

@@ -161,12 +161,18 @@ class MongoSink(ConsumerRebalanceListener):
                 part = self.parts.get(tp)
                 if part is not None and tp in self.consumer.assignment():
                     part.advance(position)
-            for tp, part in list(self.parts.items()):
-                reach = self.must_reach.get(tp)
-                if part.next_offset is not None and (reach is None or part.next_offset >= reach):
-                    await self._write(tp, part)
-                    if self.must_reach.pop(tp, None) is not None:
-                        log.info("%s-%d: MongoDB's position reached", tp.topic, tp.partition)
+            ready = [
+                (tp, part)
+                for tp, part in self.parts.items()
+                if part.next_offset is not None
+                and part.next_offset >= self.must_reach.get(tp, part.next_offset)
+            ]
+            # One after the other: FerretDB 1.24 (SQLite) stalls under concurrent bulk writes.
+            for tp, part in ready:
+                await self._write(tp, part)
+                if self.must_reach.pop(tp, None) is not None:
+                    log.info("%s-%d: MongoDB's position reached", tp.topic, tp.partition)
+            for tp, part in self.parts.items():
                 # No Kafka call under the lock: a rebalance waiting for it would wait forever.
                 if part.fresh and (part.store.checkpoint or 0) >= self.ends.get(tp, 0):
                     part.caught_up()
@@ -182,8 +188,17 @@ class MongoSink(ConsumerRebalanceListener):
         indexes = {name: model.index for model, name in part.models}
         assert part.next_offset is not None
         next_offset = part.next_offset
+        began = time.monotonic()
         done = await self._retrying(
             lambda: self.writer.write(tp.topic, tp.partition, next_offset, writes, indexes)
+        )
+        log.debug(
+            "%s-%d: %d writes up to offset %d in %.3fs",
+            tp.topic,
+            tp.partition,
+            done,
+            next_offset,
+            time.monotonic() - began,
         )
         if part.first_timestamp is not None:
             lag = max(0.0, time.time() - part.first_timestamp / 1000)
