@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams import metrics
 from streams.mongo_sink.documents import models_of
-from streams.mongo_sink.sink import SINKABLE, mongo_client, sources
+from streams.mongo_sink.sink import SINKABLE, check_projections, mongo_client, sources
 from streams.mongo_sink.writer import ReadModelWriter
 from streams.replay.control import read_versions
 from streams.runtime.changelog import reader
@@ -50,7 +50,9 @@ def _chosen(settings: Settings, args: argparse.Namespace) -> tuple[Secret, str, 
     if uri is None:
         raise ValueError("no MongoDB: pass --uri or set STREAMS_MONGO_SINK_URI")
     names = tuple(p.strip() for p in (args.projections or "").split(",") if p.strip())
-    return uri, args.db or settings.mongo_sink_database, names or settings.mongo_sink_projections
+    names = names or settings.mongo_sink_projections
+    check_projections(names)
+    return uri, args.db or settings.mongo_sink_database, names
 
 
 def _run(catalog: Sequence[Projection], settings: Settings, args: argparse.Namespace) -> int:

@@ -42,7 +42,7 @@ from streams.runtime.store import Store
 from streams.settings import Secret
 from streams.tables.projection import Projection
 
-__all__ = ["SINKABLE", "MongoSink", "mongo_client", "sink_group", "sources"]
+__all__ = ["SINKABLE", "MongoSink", "check_projections", "mongo_client", "sink_group", "sources"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,14 @@ CONTROL_SECONDS = 1.0  # aliases, drops and lag, this often
 T = TypeVar("T")
 # Changelog topic -> projection -> the version of it that topic holds.
 Sources = dict[str, dict[str, int]]
+
+
+def check_projections(names: Iterable[str]) -> None:
+    unknown = [p for p in names if p not in SINKABLE]
+    if unknown:
+        raise ValueError(
+            f"no read model for {', '.join(unknown)}; the sink writes {', '.join(SINKABLE)}"
+        )
 
 
 def sink_group(database: str) -> str:
@@ -92,11 +100,7 @@ class MongoSink(ConsumerRebalanceListener):
         data_dir: Path,
         catalog: Mapping[str, Projection],
     ) -> None:
-        unknown = [p for p in projections if p not in SINKABLE]
-        if unknown:
-            raise ValueError(
-                f"no read model for {', '.join(unknown)}; the sink writes {', '.join(SINKABLE)}"
-            )
+        check_projections(projections)
         self.bootstrap, self.uri, self.database = bootstrap, uri, database
         self.projections, self.data_dir, self.catalog = tuple(projections), data_dir, catalog
         self.recorded: dict[str, Versions] = {}
@@ -351,6 +355,9 @@ class MongoSink(ConsumerRebalanceListener):
     async def _drop_unused(self) -> None:
         """Collections of versions that no longer exist, and their positions."""
         names = await self.writer.collections()
+        # A collection the alias still names stays until the alias moves (a version promoted
+        # back, then dropped, answers until the other version has caught up).
+        named = {alias.get("collection") for alias in (await self.writer.aliases()).values()}
         for name in self.projections:
             versions = self.recorded.get(name) or Versions.initial(self.catalog[name])
             exists = set(versions.all(self.catalog[name]))
@@ -362,6 +369,7 @@ class MongoSink(ConsumerRebalanceListener):
                         collection.startswith(prefix)
                         and version.isdigit()
                         and int(version) not in exists
+                        and collection not in named
                     ):
                         await self.writer.drop_version(model, int(version))
                         log.info("dropped %s: its version no longer exists", collection)

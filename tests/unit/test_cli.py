@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from streams.cli import _parser
+from streams.cli import _parser, main
 from streams.settings import REPO_ROOT
 from streams.tables.registry import PROJECTIONS
 
@@ -82,3 +82,10 @@ async def test_a_reader_that_leaves_early_gets_no_broken_pipe_error(
     status, _, err = await streams(env, *args, close_stdout=True)
     assert "Broken pipe" not in err and "Traceback" not in err, err
     assert status == 141  # 128 + SIGPIPE, as `cat` would end
+
+
+def test_the_sink_refuses_a_projection_without_read_models(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("STREAMS_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    status = main(["sink", "mongo", "--uri", "mongodb://127.0.0.1:1", "--projections", "tasks"])
+    assert status == 1
+    assert "no read model for tasks" in capsys.readouterr().err

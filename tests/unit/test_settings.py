@@ -58,3 +58,19 @@ def test_a_webhook_key_is_taken_as_pem_text_or_as_the_path_of_a_pem_file(tmp_pat
     assert as_text.ghl_ed25519_public_key == as_path.ghl_ed25519_public_key == pem.strip()
     with pytest.raises(ValueError, match="GHL_WEBHOOK_RSA_PUBLIC_KEY is neither PEM text nor"):
         Settings.from_env({"GHL_WEBHOOK_RSA_PUBLIC_KEY": str(tmp_path / "missing.pem")})
+
+
+def test_the_mongo_sink_is_off_unless_its_uri_is_set() -> None:
+    off = Settings.from_env({})
+    assert off.mongo_sink_uri is None and off.mongo_sink_database == "streams"
+    on = Settings.from_env(
+        {
+            "STREAMS_MONGO_SINK_URI": "mongodb://user:pw@db:27017",
+            "STREAMS_MONGO_SINK_DB": "readmodels",
+            "STREAMS_MONGO_SINK_PROJECTIONS": "revenue, unread,",
+        }
+    )
+    assert on.mongo_sink_uri == Secret("mongodb://user:pw@db:27017")
+    assert "pw" not in repr(on)
+    assert on.mongo_sink_database == "readmodels"
+    assert on.mongo_sink_projections == ("revenue", "unread")
