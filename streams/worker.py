@@ -102,7 +102,7 @@ async def _run(worker: Worker) -> int:
             # A service runs as long as the worker: one that ended is a fault (its supervisor
             # restarts the worker, and the service with it).
             ended = next(s for s in services if s.done())
-            exc = ended.exception()
+            exc = None if ended.cancelled() else ended.exception()
             log.critical("a service ended: %r; stopping the worker", exc, exc_info=exc)
             status = EXIT_TRANSIENT_FAILURE
     finally:

@@ -111,7 +111,8 @@ async def sink_lag(
             records, seconds = await _topic_lag(consumer, writer, topic, topic in topics)
             for name, version in sorted(versions.items()):
                 for model in models_of([name]):
-                    answering = aliases.get(model.collection, {}).get("collection")
+                    named = aliases.get(name, {}).get("collections", {})
+                    answering = named.get(model.collection)
                     rows.append(
                         {
                             "projection": name,

@@ -8,9 +8,10 @@ with the documents after. Once MongoDB took the writes, `stored` moves the repli
 checkpoint. A crash in between reads the same records again: the writes are the same, and
 MongoDB refuses any older than what it holds (`streams.mongo_sink.writer`).
 
-A fresh replica (no checkpoint) does not know what MongoDB held before; its writes say so
-(`Writes.fresh`): every document of each touched location is written and the location's others
-are deleted.
+Until its first write and until it has read what its changelog held when it was opened, a
+partition is `fresh`: its replica may not be what MongoDB reflects (a replica without state, one
+a kill -9 left behind MongoDB, or a write a kill cut between two bulks), so every document of each
+touched location is written and the location's others are deleted (`Writes.locations`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Pending:
         self.store, self.models = store, models
         self.tables = frozenset(tables)
         self.state = PartitionState(store, tuple(self.tables))
-        self.fresh = store.checkpoint is None
+        self.fresh = True
         self.before: dict[str, dict[str, Documents]] = {}  # location -> collection -> documents
         self.last_offset: int | None = None  # of the last record read
         self.first_timestamp: int | None = None  # ms, of the first record not yet written

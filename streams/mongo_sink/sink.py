@@ -32,6 +32,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from streams import metrics
+from streams.errors import StreamsError
 from streams.mongo_sink.documents import ReadModel, models_of, tables_of
 from streams.mongo_sink.pending import Pending
 from streams.mongo_sink.writer import ReadModelWriter
@@ -47,7 +48,7 @@ __all__ = ["SINKABLE", "MongoSink", "check_projections", "mongo_client", "sink_g
 log = logging.getLogger(__name__)
 
 SINKABLE = ("revenue", "unread", "leads", "pipeline", "appointments")
-MAX_RECORDS = 5_000  # changelog records per round
+MAX_RECORDS = 50_000  # changelog records per round: a backlog coalesces into large writes
 MAX_PAUSE = 5.0  # seconds between two attempts at MongoDB, at most
 CONTROL_SECONDS = 1.0  # aliases, drops and lag, this often
 
@@ -90,6 +91,10 @@ def sources(
     return out
 
 
+class GaveWay(StreamsError, RuntimeError):
+    """A write MongoDB kept refusing was abandoned for a rebalance (the records are read again)."""
+
+
 class MongoSink(ConsumerRebalanceListener):
     def __init__(
         self,
@@ -110,12 +115,31 @@ class MongoSink(ConsumerRebalanceListener):
         self.ends: dict[TopicPartition, int] = {}  # the changelog's end when a replica opened
         self.must_reach: dict[TopicPartition, int] = {}  # MongoDB is ahead of the replica
         self.lag_seconds: dict[str, float] = {}  # topic -> at its last write
+        self.caught_up_to: dict[str, dict[int, int]] = {}  # topic -> the ends at the last check
         self._busy = asyncio.Lock()  # a write and a rebalance never overlap
+        self._revoking = False  # a rebalance waits: a write being retried gives way
+        self._failed: BaseException | None = None  # in a rebalance callback
         self._versions_read = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Until cancelled. A sink that fails (a bug, Kafka gone) starts again after a pause
+        growing to 30 s, from its replicas and MongoDB's positions: the worker beside it goes on."""
+        pause = 1.0
+        while True:
+            started = time.monotonic()
+            try:
+                await self._run_once()
+            except Exception:  # not CancelledError: a stopping worker stops the sink
+                metrics.count("streams_mongo_sink_errors_total")
+                log.exception("MongoDB sink failed; starting it again in %.0fs", pause)
+            pause = 1.0 if time.monotonic() - started > 60 else min(pause * 2, 30.0)
+            await asyncio.sleep(pause)
+
+    async def _run_once(self) -> None:
+        self._versions_read.clear()
+        self.subscribed, self._failed, self._revoking = frozenset(), None, False
         client = mongo_client(self.uri)
         self.writer = ReadModelWriter(client[self.database])
         self.consumer = AIOKafkaConsumer(
@@ -126,22 +150,33 @@ class MongoSink(ConsumerRebalanceListener):
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )
-        await self.consumer.start()
-        jobs = [
-            asyncio.ensure_future(self._follow_versions()),
-            asyncio.ensure_future(self._control()),
-        ]
-        log.info("MongoDB sink of %s into database %r", ", ".join(self.projections), self.database)
+        jobs: list[asyncio.Future[None]] = []
         try:
-            await self._versions_read.wait()
+            await self.consumer.start()
+            jobs = [
+                asyncio.ensure_future(self._follow_versions()),
+                asyncio.ensure_future(self._control()),
+            ]
+            log.info(
+                "MongoDB sink of %s into database %r", ", ".join(self.projections), self.database
+            )
             while True:
-                await self._round()
+                for job in jobs:  # they run as long as the sink: one that ended failed
+                    if job.done():
+                        raise job.exception() or RuntimeError("a sink job ended")
+                if self._failed is not None:
+                    raise self._failed
+                if self._versions_read.is_set():
+                    await self._round()
+                else:
+                    await asyncio.sleep(0.1)
         finally:
             for job in jobs:
                 job.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.gather(*jobs, return_exceptions=True)
-            await self.consumer.stop()
+            with contextlib.suppress(Exception):
+                await self.consumer.stop()
             async with self._busy:
                 for tp in list(self.parts):
                     self._close(tp)
@@ -173,14 +208,17 @@ class MongoSink(ConsumerRebalanceListener):
             ]
             # One after the other: FerretDB 1.24 (SQLite) stalls under concurrent bulk writes.
             for tp, part in ready:
-                await self._write(tp, part)
+                try:
+                    await self._write(tp, part)
+                except GaveWay:
+                    return  # the rebalance closes the partitions; their new owners read again
                 if self.must_reach.pop(tp, None) is not None:
                     log.info("%s-%d: MongoDB's position reached", tp.topic, tp.partition)
             for tp, part in self.parts.items():
                 # No Kafka call under the lock: a rebalance waiting for it would wait forever.
                 if part.fresh and (part.store.checkpoint or 0) >= self.ends.get(tp, 0):
                     part.caught_up()
-                    log.info(
+                    log.debug(
                         "%s-%d: caught up at offset %s",
                         tp.topic,
                         tp.partition,
@@ -218,6 +256,8 @@ class MongoSink(ConsumerRebalanceListener):
             try:
                 return await attempt()
             except PyMongoError as exc:
+                if self._revoking:
+                    raise GaveWay from exc
                 metrics.count("streams_mongo_sink_errors_total")
                 log.warning("MongoDB: %s; trying again in %.1fs", _first_line(exc), pause)
                 await asyncio.sleep(pause)
@@ -246,11 +286,21 @@ class MongoSink(ConsumerRebalanceListener):
     # -- rebalances ---------------------------------------------------------------------------
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        async with self._busy:  # a write in progress ends first
-            for tp in revoked:
-                self._close(tp)
+        self._revoking = True  # a write MongoDB keeps refusing gives way
+        try:
+            async with self._busy:  # a write in progress ends first
+                for tp in revoked:
+                    self._close(tp)
+        finally:
+            self._revoking = False
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        try:
+            await self._open(assigned)
+        except Exception as exc:  # aiokafka would only log it: the sink starts again instead
+            self._failed = exc
+
+    async def _open(self, assigned: Iterable[TopicPartition]) -> None:
         async with self._busy:
             tps = [tp for tp in assigned if tp.topic in self.sources]
             if not tps:
@@ -264,6 +314,13 @@ class MongoSink(ConsumerRebalanceListener):
                         lambda t=tp.topic: self.writer.positions(t)  # type: ignore[misc]
                     )
                 held = positions[tp.topic].get(tp.partition)
+                if held is not None and held > ends[tp]:
+                    # The changelog was recreated: MongoDB's position means nothing there now.
+                    log.warning(
+                        "%s: MongoDB at %d, past the end %d: starting over", tp, held, ends[tp]
+                    )
+                    await self.writer.forget_position(tp.topic, tp.partition)
+                    held = None
                 store = Store(self.data_dir / tp.topic / f"partition-{tp.partition}")
                 checkpoint = store.checkpoint
                 if checkpoint is not None and (
@@ -281,7 +338,7 @@ class MongoSink(ConsumerRebalanceListener):
                     self.must_reach[tp] = held  # write nothing older than MongoDB holds
                 start = firsts[tp] if store.checkpoint is None else store.checkpoint
                 self.consumer.seek(tp, start)
-                log.info(
+                log.debug(
                     "%s-%d: following from offset %d (MongoDB at %s, end %d)",
                     tp.topic,
                     tp.partition,
@@ -306,6 +363,7 @@ class MongoSink(ConsumerRebalanceListener):
     # -- aliases, dropped versions, lag ---------------------------------------------------------
 
     async def _control(self) -> None:
+        await self._versions_read.wait()  # nothing is dropped before the versions are known
         while True:
             await asyncio.sleep(CONTROL_SECONDS)
             try:
@@ -316,40 +374,58 @@ class MongoSink(ConsumerRebalanceListener):
                 log.warning("sink control: %s", _first_line(exc))
 
     async def _check(self) -> None:
-        lags = await self.lag()
-        for topic, held in self.sources.items():
-            for name, version in held.items():
-                lag = lags.get(topic)
+        now = time.time()
+        behind: dict[str, bool] = {}  # topic -> not yet where its changelog ended last check
+        for topic, (lag, ends, held) in (await self.lag()).items():
+            before = self.caught_up_to.get(topic)
+            behind[topic] = before is None or any(held.get(p, 0) < e for p, e in before.items())
+            self.caught_up_to[topic] = ends
+            # Seconds: the oldest change read and not yet written (it grows while MongoDB is
+            # down), else the age at the last write.
+            unwritten = [
+                part.first_timestamp
+                for tp, part in self.parts.items()
+                if tp.topic == topic and part.first_timestamp is not None
+            ]
+            seconds = (
+                0.0
+                if lag == 0
+                else now - min(unwritten) / 1000
+                if unwritten
+                else self.lag_seconds.get(topic, 0.0)
+            )
+            for name, version in self.sources.get(topic, {}).items():
                 labels = {"projection": name, "version": str(version)}
-                if lag is not None:
-                    metrics.gauge("streams_mongo_sink_lag_records", lag, **labels)
-                seconds = 0.0 if lag == 0 else self.lag_seconds.get(topic, 0.0)
+                metrics.gauge("streams_mongo_sink_lag_records", lag, **labels)
                 metrics.gauge("streams_mongo_sink_lag_seconds", round(seconds, 3), **labels)
         aliases = await self.writer.aliases()
         for name in self.projections:
             versions = self.recorded.get(name) or Versions.initial(self.catalog[name])
             serving = versions.serving
-            if serving is None:
+            if serving is None or aliases.get(name, {}).get("version") == serving:
                 continue
             topic = changelog_topic(versions.group(self.catalog[name], serving))
-            for model in models_of([name]):
-                current = aliases.get(model.collection, {}).get("collection")
-                if current != model.versioned(serving) and lags.get(topic) == 0:
-                    await self.writer.point_alias(model, serving)
-                    log.info("read model %s now answers from version %d", model.collection, serving)
+            # Caught up with where the changelog ended a check ago: the collections hold one
+            # version's state, complete to then, and switch together in one write.
+            if behind.get(topic, True):
+                continue
+            await self.writer.point_alias(name, models_of([name]), serving)
+            log.info("read models of %s now answer from version %d", name, serving)
         await self._drop_unused()
 
-    async def lag(self) -> dict[str, int]:
-        """Topic -> changelog records MongoDB does not reflect yet (subscribed topics)."""
-        out: dict[str, int] = {}
+    async def lag(self) -> dict[str, tuple[int, dict[int, int], dict[int, int]]]:
+        """Subscribed topic -> (changelog records MongoDB does not reflect yet, the end of each
+        partition, MongoDB's position in each)."""
+        out = {}
         for topic in self.subscribed:
             partitions = self.consumer.partitions_for_topic(topic) or set()
             tps = [TopicPartition(topic, p) for p in partitions]
             if not tps:
                 continue
-            ends = await self.consumer.end_offsets(tps)
+            ends = {tp.partition: end for tp, end in (await self.consumer.end_offsets(tps)).items()}
             held = await self.writer.positions(topic)
-            out[topic] = sum(max(0, ends[tp] - held.get(tp.partition, 0)) for tp in tps)
+            lag = sum(max(0, end - held.get(p, 0)) for p, end in ends.items())
+            out[topic] = (lag, ends, held)
         return out
 
     async def _drop_unused(self) -> None:
@@ -357,7 +433,11 @@ class MongoSink(ConsumerRebalanceListener):
         names = await self.writer.collections()
         # A collection the alias still names stays until the alias moves (a version promoted
         # back, then dropped, answers until the other version has caught up).
-        named = {alias.get("collection") for alias in (await self.writer.aliases()).values()}
+        named = {
+            collection
+            for alias in (await self.writer.aliases()).values()
+            for collection in alias.get("collections", {}).values()
+        }
         for name in self.projections:
             versions = self.recorded.get(name) or Versions.initial(self.catalog[name])
             exists = set(versions.all(self.catalog[name]))

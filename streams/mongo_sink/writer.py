@@ -7,14 +7,14 @@ changes nothing. A guarded upsert that finds a newer document fails with a dupli
 (MongoDB then tries to insert), which is the refusal, not an error.
 
 `sink_positions` holds, per changelog partition, the next offset MongoDB does not reflect yet;
-`read_models` holds the aliases: for each read model, the versioned collection that answers.
+`read_models` holds the aliases: for each projection, the version whose collections answer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DeleteMany, ReplaceOne
@@ -129,20 +129,23 @@ class ReadModelWriter:
     async def aliases(self) -> dict[str, dict[str, Any]]:
         return {doc["_id"]: doc async for doc in self.db[ALIASES].find()}
 
-    async def point_alias(self, model: ReadModel, version: int) -> None:
-        """From now on `model` answers from `version`'s collection: one document's change."""
+    async def point_alias(self, projection: str, models: Sequence[ReadModel], version: int) -> None:
+        """From now on `projection`'s read models answer from `version`'s collections: one
+        document's change, so a reader never mixes two versions."""
         await self.db[ALIASES].update_one(
-            {"_id": model.collection},
+            {"_id": projection},
             {
                 "$set": {
-                    "collection": model.versioned(version),
-                    "projection": model.projection,
                     "version": version,
+                    "collections": {m.collection: m.versioned(version) for m in models},
                     "switched_at": dt.datetime.now(dt.UTC),
                 }
             },
             upsert=True,
         )
+
+    async def forget_position(self, topic: str, partition: int) -> None:
+        await self.db[POSITIONS].delete_one({"_id": position_id(topic, partition)})
 
     async def drop_version(self, model: ReadModel, version: int) -> None:
         await self.db.drop_collection(model.versioned(version))

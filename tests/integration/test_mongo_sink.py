@@ -18,6 +18,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from streams.mongo_sink.cli import sink_lag
+from streams.mongo_sink.documents import READ_MODELS
 from streams.settings import Secret
 from streams.tables.registry import PROJECTIONS
 from streams.topics import ensure_topics
@@ -35,13 +36,14 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def read_model(db: Any, alias: str) -> dict[str, list[dict[str, Any]]]:
-    """Location -> the documents of the collection `alias` names."""
-    named = await db["read_models"].find_one({"_id": alias})
-    if named is None:
+async def read_model(db: Any, name: str) -> dict[str, list[dict[str, Any]]]:
+    """Location -> the documents of read model `name`, from the collection its alias names."""
+    projection = next(m.projection for m in READ_MODELS if m.collection == name)
+    alias = await db["read_models"].find_one({"_id": projection})
+    if alias is None:
         return {}
     out: dict[str, list[dict[str, Any]]] = {}
-    async for doc in db[named["collection"]].find():
+    async for doc in db[alias["collections"][name]].find():
         out.setdefault(doc["location_id"], []).append(doc)
     return out
 
@@ -184,8 +186,8 @@ async def test_read_models_stay_exact_through_a_kill_an_outage_and_a_promote(
         assert promoted.returncode == 0, promoted.stderr
 
         async def alias() -> str | None:
-            named = await db["read_models"].find_one({"_id": "revenue_days"})
-            return named and named["collection"]
+            named = await db["read_models"].find_one({"_id": "revenue"})
+            return named and named["collections"]["revenue_days"]
 
         assert await _eventually(alias, "revenue_days_v2")
         assert await mismatches(worker, db, locations) == []

@@ -59,18 +59,19 @@ def changelog(bodies: list[dict[str, Any]], batch: int = 50) -> tuple[list[Recor
 
 
 def apply(db: Db, writes: dict[str, Writes], offset: int) -> None:
-    """What the writer does, on dicts: guarded replaces and deletes."""
+    """What the writer does, on dicts: guarded replaces and deletes (a document moves only if
+    it reflects the same or an older position)."""
     for name, w in writes.items():
         rows = db.setdefault(name, {})
         for i, doc in w.upserts.items():
-            if rows.get(i, {}).get("_offset", -1) < offset:
+            if rows.get(i, {}).get("_offset", -1) <= offset:
                 rows[i] = {**doc, "_offset": offset}
         for i in w.deletes:
-            if i in rows and rows[i]["_offset"] < offset:
+            if i in rows and rows[i]["_offset"] <= offset:
                 del rows[i]
         for location, kept in w.locations.items():
             for i in [i for i, d in rows.items() if d["location_id"] == location]:
-                if i not in kept and rows[i]["_offset"] < offset:
+                if i not in kept and rows[i]["_offset"] <= offset:
                     del rows[i]
 
 
@@ -161,6 +162,7 @@ def test_only_what_changed_is_written(store, stream) -> None:
     db: Db = {}
     follow(store, records[:-1], db)
     pending = Pending(store, tables_of(SINKABLE), MODELS)
+    pending.caught_up()  # past its first write: it knows what MongoDB holds
     pending.add(records[-1:])
     written = sum(len(w.upserts) + len(w.deletes) for w in pending.writes().values())
     assert written <= 3, "one record changes a handful of documents, not its location's all"
@@ -185,3 +187,33 @@ def test_a_fresh_replica_replaces_what_mongodb_held_of_each_location(tmp_path, s
         fresh.close()
     assert "loc1|gone" not in db["unread_conversations_v1"]
     assert without_offsets(db) == {n: r for n, r in expected(tables).items() if r or n in db}
+
+
+def test_a_write_cut_by_a_kill_is_repaired_by_the_first_write_after_the_restart(
+    store, stream
+) -> None:
+    """A kill -9 between two bulks leaves some documents newer than MongoDB's position, and the
+    replica (its writes were not flushed) older: the restarted partition's first write rewrites
+    every location it reads, so nothing stays at the cut write's state."""
+    records, tables = stream
+    db: Db = {}
+    follow(store, records[:300], db)
+    cut = Pending(store, tables_of(SINKABLE), MODELS)
+    cut.caught_up()
+    cut.add(records[300:700])
+    writes = cut.writes()
+    first = next(iter(writes))
+    apply(db, {first: writes[first]}, 699)  # one collection written, then the kill
+    restarted = Pending(store, tables_of(SINKABLE), MODELS)
+    assert restarted.fresh and store.checkpoint == 300
+    follow_from(restarted, records[300:], db)
+    assert without_offsets(db) == {n: r for n, r in expected(tables).items() if r or n in db}
+
+
+def follow_from(pending: Pending, records: list[Record], db: Db, batch: int = 500) -> None:
+    for start in range(0, len(records), batch):
+        pending.add(records[start : start + batch])
+        assert pending.next_offset is not None
+        apply(db, pending.writes(), pending.next_offset - 1)
+        pending.stored()
+        pending.caught_up()
