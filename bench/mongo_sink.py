@@ -19,6 +19,7 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,13 +104,13 @@ def _consume(
         worker.stop()
 
 
-async def _caught_up(bootstrap: str, uri: str, database: str, alive: object) -> None:
+async def _caught_up(bootstrap: str, uri: str, database: str, alive: Callable[[], bool]) -> None:
     deadline = time.monotonic() + 900
     while True:
         rows = await sink_lag(bootstrap, Secret(uri), database, (), PROJECTIONS)
         if rows and all(r["lag_records"] == 0 for r in rows):
             return
-        assert callable(alive) and alive(), "the worker stopped"
+        assert alive(), "the worker stopped"
         assert time.monotonic() < deadline, f"the sink did not catch up: {rows}"
         await asyncio.sleep(0.2)
 

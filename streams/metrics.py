@@ -39,7 +39,8 @@ _HELP = {
         "per MongoDB sink write: from its oldest change's commit in Kafka to MongoDB's answer"
     ),
     "streams_mongo_sink_lag_seconds": (
-        "age of the oldest change in the MongoDB sink's last write (0 when caught up)"
+        "age of the oldest change the MongoDB sink read and has not written (growing while "
+        "MongoDB is down), else of its last write's oldest; 0 when caught up"
     ),
 }
 

@@ -25,6 +25,7 @@ from streams.tables.unread import UnreadByConversation
 
 __all__ = [
     "QueryError",
+    "appointment_entry",
     "appointments_answer",
     "email_stats_answer",
     "leads_answer",
@@ -159,6 +160,19 @@ def pipeline_answer(
     }
 
 
+def appointment_entry(appointment_id: str, booking: Booking) -> dict[str, Any]:
+    """One appointment as the answers and the read models show it."""
+    return {
+        "appointment_id": appointment_id,
+        "start_time": booking["start_time"],
+        "end_time": booking["end_time"],
+        "title": booking["title"],
+        "status": booking["status"],
+        "contact_id": booking["contact_id"],
+        "calendar_id": booking["calendar_id"],
+    }
+
+
 def appointments_answer(
     location_id: str, state: dict[str, Booking] | None, now: datetime
 ) -> dict[str, Any]:
@@ -172,15 +186,7 @@ def appointments_answer(
         ),
     )
     for _, appointment_id, booking in upcoming:
-        entry = {
-            "appointment_id": appointment_id,
-            "start_time": booking["start_time"],
-            "end_time": booking["end_time"],
-            "title": booking["title"],
-            "status": booking["status"],
-            "contact_id": booking["contact_id"],
-            "calendar_id": booking["calendar_id"],
-        }
+        entry = appointment_entry(appointment_id, booking)
         for user in booking["users"]:
             users.setdefault(user, []).append(entry)
     return {

@@ -7,9 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "Secret", "Settings"]
+__all__ = ["REPO_ROOT", "Secret", "Settings", "comma_separated"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def comma_separated(text: str | None) -> tuple[str, ...]:
+    """`a, b,` -> ("a", "b")."""
+    return tuple(item.strip() for item in (text or "").split(",") if item.strip())
 
 
 class Secret:
@@ -135,9 +140,5 @@ class Settings:
             reminder_lead_seconds=reminder_lead,
             mongo_sink_uri=secret("STREAMS_MONGO_SINK_URI"),
             mongo_sink_database=text("STREAMS_MONGO_SINK_DB") or "streams",
-            mongo_sink_projections=tuple(
-                p.strip()
-                for p in (text("STREAMS_MONGO_SINK_PROJECTIONS") or "").split(",")
-                if p.strip()
-            ),
+            mongo_sink_projections=comma_separated(text("STREAMS_MONGO_SINK_PROJECTIONS")),
         )

@@ -20,7 +20,7 @@ from streams.mongo_sink.sink import SINKABLE, check_projections, mongo_client, s
 from streams.mongo_sink.writer import ReadModelWriter
 from streams.replay.control import read_versions
 from streams.runtime.changelog import reader
-from streams.settings import Secret, Settings
+from streams.settings import Secret, Settings, comma_separated
 from streams.tables.projection import Projection
 from streams.topics import ready_kafka
 
@@ -49,8 +49,7 @@ def _chosen(settings: Settings, args: argparse.Namespace) -> tuple[Secret, str, 
     uri = Secret(args.uri) if args.uri else settings.mongo_sink_uri
     if uri is None:
         raise ValueError("no MongoDB: pass --uri or set STREAMS_MONGO_SINK_URI")
-    names = tuple(p.strip() for p in (args.projections or "").split(",") if p.strip())
-    names = names or settings.mongo_sink_projections
+    names = comma_separated(args.projections) or settings.mongo_sink_projections
     check_projections(names)
     return uri, args.db or settings.mongo_sink_database, names
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from streams.money import format_minor
-from streams.queries import unread_answer
+from streams.queries import appointment_entry, unread_answer
 from streams.tables import appointments, contacts, leads, pipeline, revenue, unread
 from streams.tables.projection import Tables
 
@@ -130,14 +130,8 @@ def appointments_booked(tables: Tables, location_id: str) -> Documents:
     return {
         doc_id(location_id, appointment_id): {
             "location_id": location_id,
-            "appointment_id": appointment_id,
+            **appointment_entry(appointment_id, booking),
             "starts_at": datetime.fromisoformat(booking["start_time"]),
-            "start_time": booking["start_time"],
-            "end_time": booking["end_time"],
-            "title": booking["title"],
-            "status": booking["status"],
-            "contact_id": booking["contact_id"],
-            "calendar_id": booking["calendar_id"],
             "users": booking["users"],
         }
         for appointment_id, booking in state.items()

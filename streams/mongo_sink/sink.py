@@ -411,7 +411,10 @@ class MongoSink(ConsumerRebalanceListener):
                 continue
             await self.writer.point_alias(name, models_of([name]), serving)
             log.info("read models of %s now answer from version %d", name, serving)
-        await self._drop_unused()
+            aliases[name] = {
+                "collections": {m.collection: m.versioned(serving) for m in models_of([name])}
+            }
+        await self._drop_unused(aliases)
 
     async def lag(self) -> dict[str, tuple[int, dict[int, int], dict[int, int]]]:
         """Subscribed topic -> (changelog records MongoDB does not reflect yet, the end of each
@@ -428,14 +431,14 @@ class MongoSink(ConsumerRebalanceListener):
             out[topic] = (lag, ends, held)
         return out
 
-    async def _drop_unused(self) -> None:
+    async def _drop_unused(self, aliases: Mapping[str, Mapping[str, Any]]) -> None:
         """Collections of versions that no longer exist, and their positions."""
         names = await self.writer.collections()
         # A collection the alias still names stays until the alias moves (a version promoted
         # back, then dropped, answers until the other version has caught up).
         named = {
             collection
-            for alias in (await self.writer.aliases()).values()
+            for alias in aliases.values()
             for collection in alias.get("collections", {}).values()
         }
         for name in self.projections:

@@ -1,8 +1,8 @@
 """The MongoDB side of the sink: guarded bulk writes, positions, aliases and indexes.
 
 Every document carries the changelog position it reflects (`_partition`, `_offset`). A write
-replaces a document only if it holds an older position (`_offset` below the write's), and a
-delete removes one only then: writing the same batch twice, or an older one after a newer,
+replaces a document only if it holds the same or an older position, and a delete removes one
+only then: writing the same batch twice replaces it with itself, and an older one after a newer
 changes nothing. A guarded upsert that finds a newer document fails with a duplicate `_id`
 (MongoDB then tries to insert), which is the refusal, not an error.
 

@@ -94,14 +94,17 @@ def without_offsets(db: Db) -> Db:
     }
 
 
-def follow(store: Store, records: list[Record], db: Db, batch: int = 200) -> None:
-    pending = Pending(store, tables_of(SINKABLE), MODELS)
+def follow_from(pending: Pending, records: list[Record], db: Db, batch: int = 500) -> None:
     for start in range(0, len(records), batch):
         pending.add(records[start : start + batch])
         assert pending.next_offset is not None
         apply(db, pending.writes(), pending.next_offset - 1)
         pending.stored()
         pending.caught_up()
+
+
+def follow(store: Store, records: list[Record], db: Db, batch: int = 200) -> None:
+    follow_from(Pending(store, tables_of(SINKABLE), MODELS), records, db, batch)
 
 
 @pytest.fixture(scope="module")
@@ -208,12 +211,3 @@ def test_a_write_cut_by_a_kill_is_repaired_by_the_first_write_after_the_restart(
     assert restarted.fresh and store.checkpoint == 300
     follow_from(restarted, records[300:], db)
     assert without_offsets(db) == {n: r for n, r in expected(tables).items() if r or n in db}
-
-
-def follow_from(pending: Pending, records: list[Record], db: Db, batch: int = 500) -> None:
-    for start in range(0, len(records), batch):
-        pending.add(records[start : start + batch])
-        assert pending.next_offset is not None
-        apply(db, pending.writes(), pending.next_offset - 1)
-        pending.stored()
-        pending.caught_up()
