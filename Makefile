@@ -9,14 +9,14 @@ VENV := .venv
 KAFKA_LIBS := infra/kafka/libs
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test test-long test-unit test-integration setup kafka images lint docs bench clean
+.PHONY: run test test-long test-unit test-integration setup kafka images browser lint docs bench clean
 
 run: setup
 	exec $(VENV)/bin/streams dev
 
 test:
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory setup images && \
+	$(MAKE) --no-print-directory setup images browser && \
 	setup_done=$$(date +%s); \
 	echo "== set-up took $$((setup_done - start))s"; \
 	$(MAKE) --no-print-directory lint && \
@@ -33,7 +33,7 @@ test-long: setup images
 test-unit: setup
 	$(VENV)/bin/pytest tests/unit
 
-test-integration: setup images
+test-integration: setup images browser
 	$(VENV)/bin/pytest tests/integration
 
 setup: $(VENV)/.synced $(KAFKA_LIBS)/.fetched
@@ -61,6 +61,11 @@ images: $(KAFKA_LIBS)/.fetched
 	bash infra/ably-standin/build-image.sh
 	@# Containers a killed test run left behind (testcontainers' reaper cannot be pulled here).
 	@bash infra/docker/remove-leftovers.sh
+
+# The dashboard's tests drive Debian's Chromium (Playwright's own browser builds cannot be fetched).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 # Benchmarks are not tests: nothing in `make test` depends on timing.
 # `make bench ARGS="--records 10000 --keys 200000"` passes options (python -m bench --help).

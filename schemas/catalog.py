@@ -36,6 +36,9 @@ DERIVED_NAMES = (
     "task-assigned",
     "quote-viewed",
     "email-event",
+    "message-status",
+    "activity",
+    "system-health",
 )
 
 

@@ -23,6 +23,7 @@ from schemas.catalog import (
     load,
     webhook_schemas,
 )
+from streams.derived import STATE_EVENTS
 
 __all__ = ["DOCS_PAGE", "main", "render"]
 
@@ -56,6 +57,27 @@ await mine.subscribe('new-message', (message) => {
 const location = realtime.channels.get(`location:${locationId}`);
 await location.subscribe('revenue-update', (message) => {
   setRevenue(message.data.date, message.data.currency, message.data.amount); // "1399.90": a string
+});
+```"""
+
+
+_TYPING = """\
+```js
+// Typing indicators go client to client over Ably: the server never sees them. Every user of
+// the location may publish and subscribe on `typing:{locationId}`; nobody else may.
+const typing = realtime.channels.get(`typing:${locationId}`);
+let stopTimer;
+function onKeystroke(conversationId) {
+  if (!stopTimer) typing.publish('typing', { conversation_id: conversationId, typing: true });
+  clearTimeout(stopTimer);
+  stopTimer = setTimeout(() => {
+    stopTimer = undefined;
+    typing.publish('typing', { conversation_id: conversationId, typing: false });
+  }, 3000); // stopped typing: 3 s without a keystroke
+}
+await typing.subscribe('typing', (message) => {
+  if (message.clientId === userId) return; // our own
+  showTyping(message.clientId, message.data.conversation_id, message.data.typing);
 });
 ```"""
 
@@ -131,6 +153,7 @@ def render() -> str:
     for prefix, who in (
         ("user:{userId}", "that user (the token's `sub`)"),
         ("location:{locationId}", "users of that location (also presence)"),
+        ("admin:health", "admins (the app JWT's `role` is `admin`)"),
     ):
         kind = prefix.split(":")[0] + ":"
         names = [
@@ -140,6 +163,8 @@ def render() -> str:
         ]
         lines.append(f"| `{prefix}` | {who} | {', '.join(names)} |")
     lines += [
+        "| `typing:{locationId}` | users of that location, who also publish on it (and presence)"
+        " | typing indicators from the other users, client to client (see below) |",
         "",
         "Data on `location:` channels never carries e-mail addresses or phone numbers, and message",
         "previews are cut to 80 characters. Money is always a decimal string in major units",
@@ -150,11 +175,32 @@ def render() -> str:
         "",
         "The app never holds an Ably key. `POST /v1/realtime/token`, with the app user's JWT as",
         "bearer token, answers a signed Ably TokenRequest for client id `sub`, allowed to subscribe",
-        "to `user:{sub}` and to subscribe and enter presence on `location:{locationId}`, valid for an",
-        "hour; ably-js calls `authCallback` again before it expires. A 401 means the app JWT is",
-        "invalid or expired: refresh it before the next call.",
+        "to `user:{sub}`, to subscribe and enter presence on `location:{locationId}`, to publish,",
+        "subscribe and enter presence on `typing:{locationId}` and, only when the JWT's `role` is",
+        "`admin`, to subscribe to `admin:health`; valid for an hour; ably-js calls `authCallback`",
+        "again before it expires. A 401 means the app JWT is invalid or expired: refresh it before",
+        "the next call. Ably refuses anything else the token tries (error 40160).",
         "",
         _CLIENT,
+        "",
+        "## Under a burst: state events are conflated, discrete events wait their turn",
+        "",
+        "Ably takes at most 50 messages a second on one channel. The publisher keeps every channel",
+        "under that (`STREAMS_ABLY_CHANNEL_RATE`). A *state* event carries the whole current",
+        "figure of its subject, so when a newer one of the same subject is waiting for the same",
+        "channel, the older is dropped unsent: the app still ends on the final figure. Every other",
+        "event is *discrete*: each is delivered once, in order, later rather than never.",
+        "",
+        "| state event | its subject (a newer one with the same fields replaces a waiting one) |",
+        "|---|---|",
+        *[
+            f"| `{name}` | {', '.join(f'`{f}`' for f in fields)} |"
+            for name, fields in STATE_EVENTS.items()
+        ],
+        "",
+        "## Typing indicators (client to client)",
+        "",
+        _TYPING,
         "",
         "## Events",
         "",

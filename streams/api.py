@@ -15,14 +15,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import aiohttp
+import jwt
 from aiohttp import web
 from yarl import URL
 
 from streams import metrics, queries
 from streams.errors import StreamsError
+from streams.realtime_token import user_claims
 from streams.routing import (
     ANSWERED_BY_HEADER,
     VERSION_HEADER,
@@ -34,6 +37,7 @@ from streams.routing import (
 )
 from streams.settings import Settings
 from streams.tables import (
+    activity,
     appointments,
     contacts,
     email_stats,
@@ -117,6 +121,15 @@ def _registry(tables: ReadTables, location_id: str, request: web.Request) -> dic
     return queries.registry_answer(location_id, entry)
 
 
+def _activity(tables: ReadTables, location_id: str, request: web.Request) -> dict[str, Any]:
+    contact_id = request.query.get("contact") or None
+    if contact_id is None:
+        entries = tables[activity.ACTIVITY_BY_LOCATION].get(location_id)
+    else:
+        entries = tables[activity.ACTIVITY_BY_CONTACT].get(f"{location_id}/{contact_id}")
+    return queries.activity_answer(location_id, contact_id, entries)
+
+
 # Query kind (the last path segment) -> its answer; each kind is named after its projection.
 QUERIES: dict[str, Answer] = {
     "revenue": _revenue,
@@ -128,7 +141,25 @@ QUERIES: dict[str, Answer] = {
     "email_stats": _email_stats,
     "quotes": _quotes,
     "registry": _registry,
+    "activity": _activity,
 }
+
+
+def _dashboard(tables: ReadTables, location_id: str, request: web.Request) -> dict[str, Any]:
+    return queries.dashboard_answer(
+        location_id,
+        revenue=tables[revenue.DAILY_REVENUE].get(location_id),
+        leads=tables[leads.LEADS].get(location_id),
+        pipeline=tables[pipeline.PIPELINES].get(location_id),
+        unread=tables[unread.UNREAD_BY_LOCATION].get(location_id),
+        appointments=tables[appointments.APPOINTMENTS].get(location_id),
+        tasks=tables[tasks.OPEN_TASKS].get(location_id),
+        activity=tables[activity.ACTIVITY_BY_LOCATION].get(location_id),
+        now=datetime.now(UTC),
+    )
+
+
+Allowed = Callable[[web.Request, str], bool]
 
 
 def install_api(
@@ -140,10 +171,37 @@ def install_api(
     version: int = 1,
 ) -> None:
     web_app.cleanup_ctx.append(_forwarding_session)
+
+    def service(request: web.Request, location_id: str) -> bool:
+        return authorized(request, settings.api_token)
+
     for kind in kinds:
-        handler = _location_query(settings, placement, kind, QUERIES[kind], serving, version)
+        handler = _location_query(
+            settings, placement, service, QUERIES[kind], partial(_served, serving, kind), version
+        )
         web_app.router.add_get(f"/v1/locations/{{location_id}}/{kind}", handler)
+    if serving is not None:  # the live worker: its dashboard reads the live tables
+        user = partial(_service_or_location_user, settings)
+        handler = _location_query(settings, placement, user, _dashboard, lambda: None, version)
+        web_app.router.add_get("/v1/locations/{location_id}/dashboard", handler)
     web_app.router.add_get("/metrics", _metrics)
+
+
+def _served(serving: Serving | None, kind: str) -> str | None:
+    return serving(kind) if serving else None
+
+
+def _service_or_location_user(settings: Settings, request: web.Request, location_id: str) -> bool:
+    """The service token, or an app user's JWT for this very location."""
+    if settings.api_token is not None and authorized(request, settings.api_token):
+        return True
+    if settings.app_jwt_secret is None:
+        return settings.api_token is None
+    try:
+        claims = user_claims(request.headers.get("Authorization", ""), settings.app_jwt_secret)
+    except jwt.InvalidTokenError:
+        return False
+    return claims.location_id == location_id
 
 
 async def _forwarding_session(web_app: web.Application) -> AsyncIterator[None]:
@@ -159,17 +217,18 @@ async def _metrics(request: web.Request) -> web.Response:
 def _location_query(
     settings: Settings,
     placement: Placement,
-    kind: str,
+    allowed: Allowed,
     answer: Answer,
-    serving: Serving | None,
+    served_by: Callable[[], str | None],
     version: int,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def query(request: web.Request) -> web.Response:
-        if not authorized(request, settings.api_token):
+        location_id = request.match_info["location_id"]
+        if not allowed(request, location_id):
             return problem(401, "a valid bearer token is required")
         session = request.app[_SESSION]
         try:
-            replay_url = serving(kind) if serving else None
+            replay_url = served_by()
         except NotServing as exc:
             return problem(503, str(exc))
         if replay_url is not None:
@@ -177,7 +236,6 @@ def _location_query(
                 return await forward(session, replay_url, request)
             except OwnerUnreachable as exc:
                 return exc.answer()
-        location_id = request.match_info["location_id"]
         partition = partition_for(location_id, placement.partitions or settings.partitions)
         owner = placement.owner_url(partition)
         if owner is None:

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from streams.ably_sink import create_sink
 from streams.agents import (
+    activity,
     app_lifecycle,
     appointments,
     campaigns,
@@ -30,6 +31,8 @@ from streams.agents.family import Family, Handler
 from streams.agents.publisher import publisher
 from streams.agents.reminders import TICK_SECONDS, reminder_tick
 from streams.api import install_api
+from streams.dashboard import install_dashboard
+from streams.health import HealthFigures, health_publisher
 from streams.ingress.http import install_ingress
 from streams.ingress.raw_log import RawLog
 from streams.mongo_sink.sink import SINKABLE, MongoSink
@@ -62,6 +65,7 @@ FAMILIES = (
     ("app_lifecycle", app_lifecycle),
     ("users", users),
     ("first_party", first_party),
+    ("activity", activity),
 )
 
 
@@ -145,7 +149,11 @@ def create_worker(
     )
     raw_log = RawLog(bootstrap)
     replays = Supervisor(settings, bootstrap, catalog, command or this_program())
-    services = [publisher(create_sink(settings), bootstrap), replays.run]
+    sink = create_sink(settings)
+    services = [publisher(sink, bootstrap, settings.ably_channel_rate), replays.run]
+    if settings.ably_api_key is not None:  # without Ably there is nobody to tell
+        figures = HealthFigures(placement.url, loop.lag, loop.last_received)
+        services.append(health_publisher(sink, figures))
     if settings.mongo_sink_uri is not None:
         services.append(mongo_sink(settings, bootstrap, catalog).run)
     app = web.Application()
@@ -153,6 +161,7 @@ def create_worker(
     install_ingress(app, settings, raw_log)
     install_api(app, settings, placement, serving=replays.serving)
     install_realtime_token(app, settings)
+    install_dashboard(app, settings)
     return Worker(
         loop,
         app,

@@ -138,6 +138,7 @@ def _parser(catalog: Sequence[Projection]) -> argparse.ArgumentParser:
     query.add_argument("--location", required=True, help="the location id")
     query.add_argument("--from", dest="start", help="first date, YYYY-MM-DD")
     query.add_argument("--to", dest="end", help="last date, YYYY-MM-DD")
+    query.add_argument("--contact", help="activity: one contact's, not the location's")
     query.add_argument("--json", action="store_true", help="print the API's JSON answer")
     query.add_argument(
         "--url",
@@ -231,7 +232,8 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _query(settings: Settings, args: argparse.Namespace) -> int:
-    params = {k: v for k, v in (("from", args.start), ("to", args.end)) if v}
+    given = (("from", args.start), ("to", args.end), ("contact", args.contact))
+    params = {k: v for k, v in given if v}
     url = (
         f"{find_worker_url(settings, args.url)}/v1/locations/"
         f"{urllib.parse.quote(args.location, safe='')}/{args.kind}"

@@ -14,13 +14,46 @@ from typing import Any
 
 from streams.events import Event, event_time
 
-__all__ = ["derived_event", "location_channel", "location_safe", "preview", "user_channel"]
+__all__ = [
+    "ADMIN_CHANNEL",
+    "STATE_EVENTS",
+    "derived_event",
+    "location_channel",
+    "location_safe",
+    "preview",
+    "state_subject",
+    "typing_channel",
+    "user_channel",
+]
 
 PREVIEW_CHARS = 80
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
 _PERSONAL_FIELDS = frozenset({"email", "phone", "emailTo", "emailFrom", "from", "to"})
 _FREE_TEXT = frozenset({"preview", "name", "body", "subject", "title"})
+
+# State events, by the fields that name their subject: each carries the whole current figure of
+# its subject, so a newer one on the same channel makes an older one not yet sent worthless. Under
+# Ably's per-channel rate the publisher sends the newer and drops the older (`streams.outbox`).
+# Every other event is discrete: delivered once, in order, never dropped.
+STATE_EVENTS: dict[str, tuple[str, ...]] = {
+    "unread-changed": ("conversation_id",),
+    "revenue-update": ("date", "currency"),
+    "message-status": ("message_id",),
+}
+
+
+def state_subject(event: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The subject a state event states (None for a discrete event)."""
+    fields = STATE_EVENTS.get(event["name"])
+    if fields is None:
+        return None
+    data = event["data"]
+    return tuple(data.get(field) for field in fields)
+
+
+# The admin channel: `system-health` each second from every worker; only admins may subscribe.
+ADMIN_CHANNEL = "admin:health"
 
 
 def user_channel(user_id: str) -> str:
@@ -29,6 +62,12 @@ def user_channel(user_id: str) -> str:
 
 def location_channel(location_id: str) -> str:
     return f"location:{location_id}"
+
+
+def typing_channel(location_id: str) -> str:
+    """Typing indicators, client to client: the location's users publish and subscribe on it;
+    the server never does."""
+    return f"typing:{location_id}"
 
 
 def derived_event(name: str, channel: str, data: dict[str, Any], source: Event) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-__all__ = ["SECONDS_BUCKETS", "count", "gauge", "observe", "render"]
+__all__ = ["SECONDS_BUCKETS", "count", "counted", "gauge", "histogram", "observe", "render"]
 
 # Upper bounds (s) of a latency histogram's buckets: from a few milliseconds to a minute.
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -38,6 +38,14 @@ _HELP = {
     "streams_mongo_sink_write_lag_seconds": (
         "per MongoDB sink write: from its oldest change's commit in Kafka to MongoDB's answer"
     ),
+    "streams_webhook_to_ably_seconds": (
+        "per derived event delivered: from its webhook's arrival at the ingress to Ably's answer"
+    ),
+    "streams_publish_waiting": "derived events in the publisher's outbox, not yet sent",
+    "streams_publish_superseded_total": (
+        "state events dropped unsent because a newer one of the same subject followed them on "
+        "their channel (Ably's per-channel rate)"
+    ),
     "streams_mongo_sink_lag_seconds": (
         "age of the oldest change the MongoDB sink read and has not written (growing while "
         "MongoDB is down), else of its last write's oldest; 0 when caught up"
@@ -63,6 +71,17 @@ def observe(metric: str, seconds: float) -> None:
     else:
         counts[len(SECONDS_BUCKETS)] += 1
     counts[-1] += seconds
+
+
+def counted(metric: str, **labels: str) -> float:
+    """A counter's total over the label sets that include `labels`."""
+    wanted = set(labels.items())
+    return sum(v for (name, ls), v in _counters.items() if name == metric and wanted <= set(ls))
+
+
+def histogram(metric: str) -> list[float]:
+    """A copy of a histogram's observations per bucket (`SECONDS_BUCKETS`, +Inf), then sum."""
+    return list(_histograms.get(metric, [0.0] * (len(SECONDS_BUCKETS) + 2)))
 
 
 def render() -> str:

@@ -6,12 +6,13 @@ Money as decimal strings, dates `YYYY-MM-DD`, zero rows omitted.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from streams.errors import StreamsError
-from streams.events import parse_time
+from streams.events import local_date, parse_time
 from streams.money import format_minor
+from streams.tables.activity import Entry
 from streams.tables.appointments import Booking
 from streams.tables.contacts import Contact
 from streams.tables.email_stats import LocationEmailStats
@@ -24,9 +25,12 @@ from streams.tables.tasks import OpenTask
 from streams.tables.unread import UnreadByConversation
 
 __all__ = [
+    "DASHBOARD_DAYS",
     "QueryError",
+    "activity_answer",
     "appointment_entry",
     "appointments_answer",
+    "dashboard_answer",
     "email_stats_answer",
     "leads_answer",
     "parse_range",
@@ -260,3 +264,59 @@ def quotes_answer(location_id: str, state: dict[str, QuoteActivity] | None) -> d
 def registry_answer(location_id: str, entry: RegisteredLocation | None) -> dict[str, Any]:
     """The location's registry entry; `notifies` says whether its channels get derived events."""
     return {"location_id": location_id, **(entry or empty()), "notifies": notifies(entry)}
+
+
+def activity_answer(
+    location_id: str, contact_id: str | None, entries: list[Entry] | None
+) -> dict[str, Any]:
+    """The location's (or one of its contacts') recent activity, newest first."""
+    return {
+        "location_id": location_id,
+        "contact_id": contact_id,
+        "entries": list(entries or []),
+    }
+
+
+DASHBOARD_DAYS = 30  # the revenue chart's days, today included
+DASHBOARD_APPOINTMENTS = 5
+DASHBOARD_ACTIVITY = 10
+
+
+def dashboard_answer(
+    location_id: str,
+    revenue: LocationRevenue | None,
+    leads: LocationLeads | None,
+    pipeline: LocationPipeline | None,
+    unread: UnreadByConversation | None,
+    appointments: dict[str, Booking] | None,
+    tasks: dict[str, OpenTask] | None,
+    activity: list[Entry] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The location's day at a glance (the dashboard's first paint; its events keep it live):
+    today is the location's local date."""
+    timezone = next((s["timezone"] for s in (revenue, leads, pipeline) if s), None)
+    today = local_date(now, timezone)
+    first = today - timedelta(days=DASHBOARD_DAYS - 1)
+    days = revenue_answer(location_id, revenue, first, today)["days"]
+    won = pipeline["won"].get(today.isoformat(), 0) if pipeline else 0
+    upcoming = sorted(
+        (booking["start_time"], appointment_id, booking)
+        for appointment_id, booking in (appointments or {}).items()
+        if (parse_time(booking["start_time"]) or now) > now
+    )[:DASHBOARD_APPOINTMENTS]
+    return {
+        "location_id": location_id,
+        "timezone": timezone,
+        "today": today.isoformat(),
+        "revenue_today": {
+            d["currency"]: d["amount"] for d in days if d["date"] == today.isoformat()
+        },
+        "revenue_days": days,
+        "leads_today": leads["days"].get(today.isoformat(), 0) if leads else 0,
+        "won_today": format_minor(won, NO_CURRENCY),
+        "unread": sum(entry["unread"] for entry in (unread or {}).values()),
+        "appointments": [appointment_entry(a, b) for _, a, b in upcoming],
+        "open_tasks": len(tasks or {}),
+        "activity": list(activity or [])[:DASHBOARD_ACTIVITY],
+    }

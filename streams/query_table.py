@@ -76,6 +76,16 @@ def render_table(kind: str, answer: dict[str, Any]) -> str:
             f"{q['last_viewed_at'] or '':<22}{q['signed_at'] or ''}"
             for q in answer["quotes"]
         ]
+    elif kind == "activity":
+        whose = f"contact {answer['contact_id']} of " if answer["contact_id"] else ""
+        lines = [
+            f"Recent activity of {whose}{answer['location_id']}",
+            f"{'at':<26}{'kind':<24}{'contact':<24}title",
+        ]
+        lines += [
+            f"{e['at']:<26}{e['kind']:<24}{e['contact_id'] or '':<24}{e['title'] or ''}"
+            for e in answer["entries"]
+        ]
     else:  # registry: one location's entry
         lines = [f"Registry entry of {answer['location_id']}"]
         lines += [

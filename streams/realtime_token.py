@@ -3,7 +3,9 @@
 The app sends its user JWT (HS256, `STREAMS_APP_JWT_SECRET`) as a bearer token. The answer is an
 Ably TokenRequest, signed with `ABLY_API_KEY` here so the key never leaves the server, whose
 capability is exactly: subscribe on `user:{userId}`, subscribe and presence on
-`location:{locationId}`. Mobile clients never hold the API key.
+`location:{locationId}`, publish, subscribe and presence on `typing:{locationId}` (typing
+indicators go client to client), and, only when the JWT says the user is an admin (`"role":
+"admin"`), subscribe on `admin:health`. Mobile clients never hold the API key.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from streams.derived import location_channel, user_channel
+from streams.derived import ADMIN_CHANNEL, location_channel, typing_channel, user_channel
 from streams.settings import Secret, Settings
 from streams.web import json_response, problem
 
@@ -33,8 +35,8 @@ TOKEN_TTL_MS = 60 * 60 * 1000
 
 
 class UserClaims:
-    def __init__(self, user_id: str, location_id: str) -> None:
-        self.user_id, self.location_id = user_id, location_id
+    def __init__(self, user_id: str, location_id: str, admin: bool = False) -> None:
+        self.user_id, self.location_id, self.admin = user_id, location_id, admin
 
 
 def user_claims(authorization: str, secret: Secret) -> UserClaims:
@@ -51,14 +53,18 @@ def user_claims(authorization: str, secret: Secret) -> UserClaims:
         raise jwt.InvalidTokenError("the JWT names no user (sub)")
     if not isinstance(location_id, str) or not location_id:
         raise jwt.InvalidTokenError("the JWT names no location (locationId)")
-    return UserClaims(user_id, location_id)
+    return UserClaims(user_id, location_id, admin=claims.get("role") == "admin")
 
 
 def capability_for(claims: UserClaims) -> dict[str, list[str]]:
-    return {
+    capability = {
         user_channel(claims.user_id): ["subscribe"],
         location_channel(claims.location_id): ["subscribe", "presence"],
+        typing_channel(claims.location_id): ["publish", "subscribe", "presence"],
     }
+    if claims.admin:
+        capability[ADMIN_CHANNEL] = ["subscribe"]
+    return capability
 
 
 def install_realtime_token(web_app: web.Application, settings: Settings) -> None:

@@ -59,6 +59,9 @@ class Settings:
     kafka_libs: Path
     reminder_lead_seconds: int = 15 * 60
     """`STREAMS_REMINDER_LEAD_SECONDS`: how long before an appointment its reminder is sent."""
+    ably_channel_rate: int = 50
+    """`STREAMS_ABLY_CHANNEL_RATE`: messages a second the publisher sends on one channel at most
+    (Ably's per-channel limit: 50 unless Ably raised it for the account)."""
     local_ably: bool = False
     """`STREAMS_LOCAL_ABLY=1`: `streams dev` (make run) runs a local Ably stand-in and uses it."""
     mongo_sink_uri: Secret | None = None
@@ -118,6 +121,9 @@ class Settings:
         reminder_lead = integer("STREAMS_REMINDER_LEAD_SECONDS", 15 * 60)
         if reminder_lead < 0:
             raise ValueError(f"STREAMS_REMINDER_LEAD_SECONDS must be >= 0, got {reminder_lead}")
+        channel_rate = integer("STREAMS_ABLY_CHANNEL_RATE", 50)
+        if channel_rate < 1:
+            raise ValueError(f"STREAMS_ABLY_CHANNEL_RATE must be >= 1, got {channel_rate}")
         bootstrap = text("STREAMS_KAFKA_BOOTSTRAP")
         embedded = bootstrap is None
         return cls(
@@ -131,6 +137,7 @@ class Settings:
             api_token=secret("STREAMS_API_TOKEN"),
             app_jwt_secret=secret("STREAMS_APP_JWT_SECRET"),
             ably_api_key=secret("ABLY_API_KEY"),
+            ably_channel_rate=channel_rate,
             local_ably=flag("STREAMS_LOCAL_ABLY"),
             ably_endpoint=text("ABLY_ENDPOINT"),
             ghl_ed25519_public_key=pem("GHL_WEBHOOK_ED25519_PUBLIC_KEY"),

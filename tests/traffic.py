@@ -175,7 +175,11 @@ def expected(bodies: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         elif kind is None and body["status"] in ("paid", "partially_paid"):
             currency = body["currency"]
             quantum = Decimal(1).scaleb(-EXPONENT[currency])
-            paid = Decimal(str(body["amountPaid"])).quantize(quantum, rounding=ROUND_HALF_EVEN)
+            try:
+                amount = Decimal(str(body["amountPaid"]))
+            except ArithmeticError:
+                continue  # dead-lettered by the payments family
+            paid = amount.quantize(quantum, rounding=ROUND_HALF_EVEN)
             minor = int(paid.scaleb(EXPONENT[currency]))
             before = highest.get(body["_id"], 0)
             if minor > before:
@@ -209,29 +213,43 @@ def format_minor(minor: int, currency: str) -> str:
     return str(Decimal(minor).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent)))
 
 
+# The activity feed as documented: the newest 100 entries of a location and 50 of a contact, by
+# event time then entry id; an entry's id is its webhook id, a message's `message:{messageId}`.
+FEED_LOCATION, FEED_CONTACT = 100, 50
+STATE_NOTIFICATIONS = frozenset({"unread-changed", "revenue-update"})
+
+
 def location_notifications(bodies: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
     """How many derived events of each name a subscriber of each location channel must see for
     live `bodies` (DESIGN.md's table): `new-message` per inbound message seen for the first time,
     `unread-changed` per change of a conversation's count, `lead-alert` per new contact,
-    `payment-received` and `revenue-update` per payment that adds revenue."""
+    `payment-received` and `revenue-update` per payment that adds revenue, `activity` per entry
+    that enters a feed. Under Ably's per-channel rate the publisher may conflate state events
+    (`STATE_NOTIFICATIONS`): their counts are then the most a subscriber can see."""
     counts: dict[tuple[str, str], int] = defaultdict(int)
     unread: dict[str, int] = defaultdict(int)
     seen_messages: set[tuple[str, str]] = set()
     seen_contacts: set[str] = set()
     highest: dict[str, int] = {}
+    feeds: dict[Any, list[tuple[str, str]]] = defaultdict(list)  # newest first: (time, id)
     for body in bodies:
         kind = body.get("type")
+        channel = f"location:{body.get('locationId') or body.get('altId')}"
+        if _feed_entry(feeds, body):
+            counts["activity", channel] += 1
         if kind is None and body["status"] in ("paid", "partially_paid"):
-            channel = f"location:{body['altId']}"
+            try:
+                amount = Decimal(str(body["amountPaid"]))
+            except ArithmeticError:
+                continue  # dead-lettered by the payments family
             quantum = Decimal(1).scaleb(-EXPONENT[body["currency"]])
-            paid = Decimal(str(body["amountPaid"])).quantize(quantum, rounding=ROUND_HALF_EVEN)
+            paid = amount.quantize(quantum, rounding=ROUND_HALF_EVEN)
             minor = int(paid.scaleb(EXPONENT[body["currency"]]))
             if minor > highest.get(body["_id"], 0):
                 highest[body["_id"]] = minor
                 counts["payment-received", channel] += 1
                 counts["revenue-update", channel] += 1
             continue
-        channel = f"location:{body.get('locationId')}"
         if kind == "InboundMessage":
             key = (body["conversationId"], body["messageId"])
             if key not in seen_messages:
@@ -247,3 +265,35 @@ def location_notifications(bodies: list[dict[str, Any]]) -> dict[tuple[str, str]
             seen_contacts.add(body["id"])
             counts["lead-alert", channel] += 1
     return dict(counts)
+
+
+def _feed_entry(feeds: dict[Any, list[tuple[str, str]]], body: dict[str, Any]) -> bool:
+    """Fold `body` into the modelled feeds; whether it entered one (an `activity` event)."""
+    kind = body.get("type") or {
+        "paid": "InvoicePaid",
+        "partially_paid": "InvoicePartiallyPaid",
+    }.get(body.get("status", ""))
+    if kind in ("InboundMessage", "OutboundMessage"):
+        entry_id, contact = f"message:{body['messageId']}", body.get("contactId")
+    elif kind in ("ContactCreate", "ContactUpdate"):
+        entry_id, contact = body["webhookId"], body["id"]
+    elif kind in ("InvoicePaid", "InvoicePartiallyPaid"):
+        entry_id, contact = body["webhookId"], (body.get("contactDetails") or {}).get("id")
+    else:
+        return False  # no activity (this traffic has no other activity types)
+    stamp = body.get("timestamp") or body.get("updatedAt") or body.get("dateAdded")
+    # Without a time of its own an entry takes its arrival at the ingress: newer than all here.
+    at = datetime.fromisoformat(stamp).astimezone(UTC).isoformat() if stamp else "9999"
+    location = body.get("locationId") or body.get("altId")
+    entered = False
+    chosen: list[tuple[Any, int]] = [(location, FEED_LOCATION)]
+    if contact:
+        chosen.append(((location, contact), FEED_CONTACT))
+    for feed, keep in chosen:
+        entries = feeds[feed]
+        if any(e[1] == entry_id for e in entries):
+            continue
+        entries = sorted([*entries, (at, entry_id)], reverse=True)[:keep]
+        feeds[feed] = entries
+        entered = entered or (at, entry_id) in entries
+    return entered

@@ -19,6 +19,7 @@ type principal struct {
 	clientID   string // "" = anonymous; "*" = may claim any client id
 	viaKey     bool   // Basic auth with the API key (may claim any client id)
 	capability capability
+	expires    time.Time // token expiry, which ends SSE streams; zero for the key
 }
 
 // ---- capabilities ----
@@ -110,12 +111,10 @@ func (s *Server) authenticate(r *http.Request) (*principal, *ablyError) {
 		if err != nil {
 			return nil, newErr(401, 40101, "invalid Basic credentials encoding")
 		}
-		name, secret, _ := strings.Cut(string(raw), ":")
-		if !s.keyMatches(name, secret) {
-			setWho(r, "basic(invalid)")
-			return nil, newErr(401, 40101, "invalid credentials: unknown key or wrong secret")
+		p, e := s.authKey(r, string(raw))
+		if e != nil {
+			return nil, e
 		}
-		p := &principal{viaKey: true, capability: fullCapability}
 		// ably-python/ably-js send X-Ably-ClientId: base64(clientId) with Basic auth.
 		if v := r.Header.Get("X-Ably-ClientId"); v != "" {
 			cid, err := base64.StdEncoding.DecodeString(v)
@@ -124,7 +123,6 @@ func (s *Server) authenticate(r *http.Request) (*principal, *ablyError) {
 			}
 			p.clientID = string(cid)
 		}
-		setWho(r, "basic("+name+")")
 		return p, nil
 	case strings.EqualFold(scheme, "Bearer") && cred != "":
 		return s.authToken(r, cred)
@@ -135,6 +133,17 @@ func (s *Server) authenticate(r *http.Request) (*principal, *ablyError) {
 	default:
 		return nil, newErr(401, 40101, "unsupported Authorization scheme %q", scheme)
 	}
+}
+
+// authKey checks a whole API key "keyName:secret" (from Basic auth, or SSE's ?key=).
+func (s *Server) authKey(r *http.Request, key string) (*principal, *ablyError) {
+	name, secret, _ := strings.Cut(key, ":")
+	if !s.keyMatches(name, secret) {
+		setWho(r, "basic(invalid)")
+		return nil, newErr(401, 40101, "invalid credentials: unknown key or wrong secret")
+	}
+	setWho(r, "basic("+name+")")
+	return &principal{viaKey: true, capability: fullCapability}, nil
 }
 
 func (s *Server) keyMatches(name, secret string) bool {
@@ -247,7 +256,7 @@ func (s *Server) verifyJWT(tok string) (*principal, *ablyError) {
 	if _, ok := claims["x-ably-token"]; ok {
 		return nil, newErr(401, 40144, "JWTs embedding an Ably token (x-ably-token) are not supported by ably-standin")
 	}
-	p := &principal{capability: fullCapability}
+	p := &principal{capability: fullCapability, expires: time.UnixMilli(int64(exp * 1000))}
 	if raw, ok := claims["x-ably-capability"]; ok {
 		var cs string
 		if err := json.Unmarshal(raw, &cs); err != nil {

@@ -3,8 +3,9 @@
 // Ably and is not affiliated with Ably: it implements the subset of the REST
 // wire protocol that this project uses (token requests, JWT and Basic auth,
 // capabilities, channel publish and history, batch publish, idempotent
-// publishing) plus a few unauthenticated /_standin/ endpoints for tests.
-// Realtime (WebSocket) is not implemented. Only the standard library is used.
+// publishing), Ably's SSE subscribe endpoint, plus a few unauthenticated
+// /_standin/ endpoints for tests. Realtime (WebSocket) is not implemented.
+// Only the standard library is used.
 package main
 
 import (
@@ -76,17 +77,22 @@ func run(args []string) int {
 	// Shut down cleanly on SIGINT/SIGTERM (Ctrl-C, `docker stop`).
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Open SSE streams never finish by themselves: end them when shutdown starts.
+	hs.RegisterOnShutdown(srv.closeStreams)
+	shutdownDone := make(chan struct{})
 	go func() {
+		defer close(shutdownDone)
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = hs.Shutdown(sctx)
 	}()
-	logger.Printf("listening on %s (key %s; a stand-in for Ably's REST API, not Ably; realtime not supported)", addr, key.Name)
+	logger.Printf("listening on %s (key %s; a stand-in for Ably's REST API, not Ably; realtime WebSocket not supported)", addr, key.Name)
 	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Printf("fatal: serve: %v", err)
 		return 1
 	}
+	<-shutdownDone // Serve returns as soon as Shutdown starts; let in-flight requests finish
 	logger.Printf("stopped")
 	return 0
 }

@@ -61,6 +61,7 @@ func newHarness(t *testing.T) *harness {
 	h.srv.now = h.now
 	h.ts = httptest.NewServer(h.srv)
 	t.Cleanup(h.ts.Close)
+	t.Cleanup(h.srv.closeStreams) // runs first: ts.Close waits for open SSE streams
 	return h
 }
 
@@ -801,14 +802,27 @@ func TestRunEntryPoint(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("healthz %d", res.StatusCode)
 	}
+	// An open SSE stream must not hold up the graceful shutdown (5 s timeout).
+	stream, err := http.Get("http://" + addr + "/sse?channels=c&v=1.2&key=" + testKey)
+	if err != nil || stream.StatusCode != 200 {
+		t.Fatalf("sse: %v %v", err, stream)
+	}
+	defer stream.Body.Close()
 	p, _ := os.FindProcess(os.Getpid())
+	start := time.Now()
 	_ = p.Signal(os.Interrupt)
 	select {
 	case code := <-done:
 		if code != 0 {
 			t.Fatalf("exit %d", code)
 		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("shutdown took %s: the SSE stream was not ended", d)
+		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("did not stop on SIGINT")
+	}
+	if _, err := io.ReadAll(stream.Body); err != nil {
+		t.Fatalf("SSE stream did not end cleanly: %v", err)
 	}
 }

@@ -25,13 +25,19 @@ type Server struct {
 
 	nonceMu sync.Mutex
 	nonces  map[string]int64 // keyName+"\n"+nonce -> unix ms first seen
+
+	sseKeepalive time.Duration // interval of ":keepalive" comments on SSE streams
+	sseBuffer    int           // messages queued per SSE stream before it is closed as too slow
+	closing      chan struct{} // closed by closeStreams to end every SSE stream
+	closeOnce    sync.Once
 }
 
 func NewServer(key apiKey, logger *log.Logger) *Server {
 	if logger == nil {
 		logger = log.New(io.Discard, "", 0)
 	}
-	s := &Server{key: key, logger: logger, now: time.Now, nonces: map[string]int64{}}
+	s := &Server{key: key, logger: logger, now: time.Now, nonces: map[string]int64{},
+		sseKeepalive: 15 * time.Second, sseBuffer: 1000, closing: make(chan struct{})}
 	s.store = NewStore(func() time.Time { return s.now() })
 	return s
 }
@@ -97,13 +103,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // ---- per-request logging ----
 
-type reqInfo struct{ who string }
+type reqInfo struct{ who, extra string }
 
 type ctxKey struct{}
 
 func setWho(r *http.Request, who string) {
 	if ri, ok := r.Context().Value(ctxKey{}).(*reqInfo); ok {
 		ri.who = who
+	}
+}
+
+// setLogExtra adds text to the end of the request's log line (SSE: channels, why it ended).
+func setLogExtra(r *http.Request, extra string) {
+	if ri, ok := r.Context().Value(ctxKey{}).(*reqInfo); ok {
+		ri.extra = " " + extra
 	}
 }
 
@@ -139,6 +152,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, ri))
 	sw := &statusWriter{ResponseWriter: w}
 	w.Header().Set("Server", "ably-standin")
+	// Browsers call requestToken and /sse from the dashboard's origin; like Ably, allow any.
+	w.Header().Set("Access-Control-Allow-Origin", "*")
 
 	dropped := s.maybeDrop(sw, r)
 	if !dropped {
@@ -151,8 +166,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status = "200"
 	}
 	// r.URL.EscapedPath() never carries the query string, where tokens may be.
-	s.logger.Printf("%s %s %s %s %s auth=%s", r.RemoteAddr, r.Method, r.URL.EscapedPath(), status,
-		time.Since(start).Round(time.Microsecond), ri.who)
+	s.logger.Printf("%s %s %s %s %s auth=%s%s", r.RemoteAddr, r.Method, r.URL.EscapedPath(), status,
+		time.Since(start).Round(time.Microsecond), ri.who, ri.extra)
 }
 
 // maybeDrop closes the connection without answering while a "drop connections"
@@ -184,6 +199,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return v
 	}
 	switch {
+	case r.Method == "OPTIONS":
+		// CORS preflight, e.g. for a JSON TokenRequest POSTed from another origin.
+		w.Header().Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS")
+		w.Header().Set("Access-Control-Allow-Headers", "Content-Type, Authorization")
+		w.Header().Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
 	case len(segs) == 1 && segs[0] == "time":
 		s.onlyMethods(w, r, s.handleTime, "GET")
 	case len(segs) == 1 && segs[0] == "healthz":
@@ -193,6 +214,15 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		}, "GET", "HEAD")
 	case len(segs) == 1 && segs[0] == "messages":
 		s.onlyMethods(w, r, s.handleBatchPublish, "POST")
+	case len(segs) == 1 && segs[0] == "sse":
+		s.onlyMethods(w, r, s.handleSSE, "GET")
+	case len(segs) == 1 && segs[0] == "event-stream":
+		// Ably answers SSE here when asked for it; its plain JSON stream is not implemented.
+		if !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+			writeError(w, newErr(400, 40000, "ably-standin serves /event-stream only as SSE: send Accept: text/event-stream, or use /sse"))
+			return
+		}
+		s.onlyMethods(w, r, s.handleSSE, "GET")
 	case len(segs) == 3 && segs[0] == "keys" && segs[2] == "requestToken":
 		keyName := seg(1)
 		s.onlyMethods(w, r, func(w http.ResponseWriter, r *http.Request) { s.handleRequestToken(w, r, keyName) }, "POST")

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,6 +154,7 @@ type storedMessage struct {
 	Timestamp int64
 	Serial    string
 	seq       int64 // 1-based position in the channel
+	gseq      int64 // 1-based acceptance order over all channels; never reused (the SSE resume id)
 }
 
 type historyItem struct {
@@ -211,6 +213,8 @@ type Store struct {
 	order    []*storedMessage
 	idemQ    []idemEntry
 	c        counters
+	gseq     int64 // last global sequence number; kept across resets so SSE resume ids stay unique
+	subs     map[*subscriber]bool
 
 	faultStatus     int
 	faultRemaining  int
@@ -219,7 +223,7 @@ type Store struct {
 }
 
 func NewStore(now func() time.Time) *Store {
-	return &Store{now: now, window: 2 * time.Minute, channels: map[string]*channelState{}}
+	return &Store{now: now, window: 2 * time.Minute, channels: map[string]*channelState{}, subs: map[*subscriber]bool{}}
 }
 
 func randomID() string {
@@ -269,8 +273,9 @@ func (s *Store) publish(channel string, g *group) publishResponse {
 	serials := make([]string, len(g.msgs))
 	for i, m := range g.msgs {
 		seq := int64(len(ch.messages)) + 1
+		s.gseq++
 		sm := &storedMessage{Channel: channel, ID: m.ID, Name: m.Name, Data: m.Data, Encoding: m.Encoding,
-			ClientID: m.ClientID, Extras: m.Extras, Timestamp: ts, seq: seq,
+			ClientID: m.ClientID, Extras: m.Extras, Timestamp: ts, seq: seq, gseq: s.gseq,
 			Serial: fmt.Sprintf("%014d-%09d@ably-standin", ts, seq)}
 		if generated {
 			sm.ID = messageID + ":" + strconv.Itoa(i)
@@ -278,6 +283,7 @@ func (s *Store) publish(channel string, g *group) publishResponse {
 		serials[i] = sm.Serial
 		ch.messages = append(ch.messages, sm)
 		s.order = append(s.order, sm)
+		s.fanOut(sm)
 	}
 	s.c.Accepted += int64(len(g.msgs))
 	if g.key != "" {
@@ -347,6 +353,8 @@ func (s *Store) stats() map[string]any {
 		"dropped":      s.c.Dropped,
 		"tokensIssued": s.c.TokensIssued,
 		"channels":     len(s.channels),
+		// Open SSE streams; not reset by DELETE /_standin/messages.
+		"sseSubscribers": len(s.subs),
 	}
 }
 
@@ -359,6 +367,78 @@ func (s *Store) countRefused(n int64) {
 func (s *Store) countToken() {
 	s.mu.Lock()
 	s.c.TokensIssued++
+	s.mu.Unlock()
+}
+
+// ---- SSE subscribers ----
+
+// subscriber is one open SSE stream. Messages reach it through a buffered
+// channel, filled while the store mutex is held, so each stream sees its
+// channels' messages in acceptance order, once, with nothing missed between
+// its backlog and its live messages.
+type subscriber struct {
+	channels map[string]bool
+	ch       chan *storedMessage
+	overflow chan struct{} // closed (and the subscriber removed) when ch was full
+}
+
+// fanOut hands a newly stored message to every subscriber of its channel.
+// A publisher never waits for a slow reader: a full buffer ends that stream
+// instead (the reader can resume with lastEvent). Caller holds s.mu.
+func (s *Store) fanOut(m *storedMessage) {
+	for sub := range s.subs {
+		if !sub.channels[m.Channel] {
+			continue
+		}
+		select {
+		case sub.ch <- m:
+		default:
+			close(sub.overflow)
+			delete(s.subs, sub)
+		}
+	}
+}
+
+// subscribe registers an SSE stream on channels and returns, atomically with
+// the registration, its backlog in acceptance order: the messages after global
+// sequence number after (if after >= 0), or else up to rewind most recent
+// messages per channel from the last rewindWindow.
+func (s *Store) subscribe(channels []string, after int64, rewind, buffer int, rewindWindow time.Duration) (*subscriber, []*storedMessage) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub := &subscriber{channels: map[string]bool{}, ch: make(chan *storedMessage, buffer), overflow: make(chan struct{})}
+	for _, c := range channels {
+		sub.channels[c] = true
+	}
+	var backlog []*storedMessage
+	switch {
+	case after >= 0:
+		i := sort.Search(len(s.order), func(i int) bool { return s.order[i].gseq > after })
+		for _, m := range s.order[i:] {
+			if sub.channels[m.Channel] {
+				backlog = append(backlog, m)
+			}
+		}
+	case rewind > 0:
+		since := s.now().Add(-rewindWindow).UnixMilli()
+		for c := range sub.channels {
+			ch := s.channels[c]
+			if ch == nil {
+				continue
+			}
+			for i, n := len(ch.messages)-1, 0; i >= 0 && n < rewind && ch.messages[i].Timestamp >= since; i, n = i-1, n+1 {
+				backlog = append(backlog, ch.messages[i])
+			}
+		}
+		sort.Slice(backlog, func(i, j int) bool { return backlog[i].gseq < backlog[j].gseq })
+	}
+	s.subs[sub] = true
+	return sub, backlog
+}
+
+func (s *Store) unsubscribe(sub *subscriber) {
+	s.mu.Lock()
+	delete(s.subs, sub)
 	s.mu.Unlock()
 }
 

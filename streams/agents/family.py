@@ -130,7 +130,7 @@ class Processor:
             raise
         state.end_record()
         if self.live and event.live and emitted:
-            effects.derived.extend(emitted)
+            effects.derive(emitted, event.received_at or None)
             for item in emitted:
                 metrics.count("streams_derived_events_total", name=item["name"])
         return True

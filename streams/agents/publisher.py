@@ -1,56 +1,50 @@
 """The publisher: derived events from `streams.derived.v1` to Ably.
 
 It reads the topic with its own aiokafka consumer (group `streams-publisher`, committed records
-only: a batch's derived events appear when its transaction commits) and commits a batch's offsets
-only once the batch is delivered, so a worker that dies re-delivers at most its batch in flight
-(same ids: Ably drops the repeats). A fetch returns as soon as events are there: nothing waits
-on a timer while a message is ready.
+only: a batch's derived events appear when its transaction commits) into the outbox
+(`streams.outbox`), and sends what the outbox lets through in rounds: one Ably batch publish
+(`POST /messages`) per round, at most one message per channel, each message its own BatchSpec so
+its id de-duplicates on its own. Reading and sending run side by side: a burst on one channel,
+held to Ably's per-channel rate, neither stops the reading nor delays the other channels.
 
-Batches what the topic offers (one Ably batch publish per round), each message its own BatchSpec
-so its id de-duplicates on its own. Per-channel order is kept: a round carries at most one message
-per channel, and a round is retried until every retryable failure in it went through before the
-next round starts. Retryable failures (network, 5xx, 429) back off and retry without limit: a
-message is never skipped. Permanent failures go to the dead-letter topic with the reason.
+Offsets are committed once their events are done (delivered, dead-lettered or superseded by a
+newer state event), so a worker that dies sends again at most what was not done, with the same
+ids: Ably drops the repeats. Retryable failures (network, 5xx, 429) back off and are sent again
+without limit, still first on their channel: a message is never skipped. Permanent failures go
+to the dead-letter topic with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
 
 from streams import metrics
 from streams.ably_sink import Sink
 from streams.codec import dumps, loads
+from streams.outbox import Entry, Outbox
 from streams.topics import DERIVED, DLQ
 
-__all__ = ["GROUP", "deliver", "publisher", "rounds", "supervised"]
+__all__ = ["GROUP", "Publisher", "batch_spec", "publisher", "supervised"]
 
 log = logging.getLogger(__name__)
 
 GROUP = "streams-publisher"
-BATCH = 500
+BATCH = 500  # records read at a time
+ROUND_CHANNELS = 100  # Ably's limit of channels in one batch publish
+MAX_WAITING = 20_000  # events in the outbox before reading pauses
+COMMIT_SECONDS = 0.2  # under a burst, commit this often (and whenever the outbox empties)
 MAX_BACKOFF = 30.0
 
 DeadLetter = Callable[[dict[str, Any], str], Awaitable[None]]
-
-
-def rounds(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Split events, in order, into rounds holding at most one event per channel."""
-    result: list[list[dict[str, Any]]] = []
-    depth: dict[str, int] = {}
-    for event in events:
-        level = depth.get(event["channel"], 0)
-        depth[event["channel"]] = level + 1
-        if level == len(result):
-            result.append([])
-        result[level].append(event)
-    return result
 
 
 def batch_spec(event: dict[str, Any]) -> dict[str, Any]:
@@ -65,68 +59,151 @@ def batch_spec(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def deliver(
-    events: list[dict[str, Any]],
-    sink: Sink,
-    dead_letter: DeadLetter,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> None:
-    for pending in rounds(events):
+def received_at(record: Any) -> int | None:
+    """When the webhook a derived record comes from was received (ms), if it comes from one."""
+    for key, value in record.headers or ():
+        if key == "received-at":
+            return int(value)
+    return None
+
+
+class Publisher:
+    """One publisher's reading, sending and committing, over one consumer and one sink."""
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        sink: Sink,
+        dead_letter: DeadLetter,
+        outbox: Outbox,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.consumer, self.sink, self.dead_letter = consumer, sink, dead_letter
+        self.outbox, self.sleep = outbox, sleep
+        self.in_flight = asyncio.Lock()  # a round being sent, or a rebalance handing over
+        self.ready = asyncio.Event()  # set when events arrive
+        self.committed: dict[Hashable, int] = {}
+        self.last_commit = 0.0
+
+    async def run(self) -> None:
+        reading = asyncio.create_task(self.read_forever())
+        try:
+            await self.send_forever()
+        finally:
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+
+    async def read_forever(self) -> None:
+        while True:
+            await self.read()
+
+    async def read(self) -> None:
+        assigned = self.consumer.assignment()
+        full = len(self.outbox) >= MAX_WAITING
+        # Paused, not left unpolled: polling keeps the consumer in its group.
+        if full:
+            self.consumer.pause(*assigned)
+        else:
+            self.consumer.resume(*assigned)
+        fetched = await self.consumer.getmany(timeout_ms=100 if full else 1000, max_records=BATCH)
+        for tp, records in fetched.items():
+            for record in records:
+                self.outbox.add(loads(record.value), tp, record.offset, received_at(record))
+        if fetched:
+            self.ready.set()
+
+    async def send_forever(self) -> None:
         backoff = 0.25
-        while pending:
-            outcomes = await sink.publish([batch_spec(e) for e in pending])
-            retry = []
-            for event, outcome in zip(pending, outcomes, strict=True):
-                if outcome.logged_only:
-                    metrics.count("streams_logged_not_published_total", name=event["name"])
-                elif outcome.delivered:
-                    metrics.count("streams_published_total", name=event["name"])
-                elif outcome.retryable:
-                    retry.append((event, outcome.reason))
-                else:
-                    await dead_letter(event, outcome.reason)
-            if retry:
-                metrics.count("streams_publish_retries_total", len(retry))
-                log.warning(
-                    "publish of %d message(s) failed (%s); retrying in %.2fs",
-                    len(retry),
-                    retry[0][1],
-                    backoff,
-                )
-                await sleep(backoff)
+        while True:
+            self.ready.clear()
+            async with self.in_flight:
+                sent, retried = await self.send_round()
+                await self.commit(force=not self.outbox)
+            metrics.gauge("streams_publish_waiting", len(self.outbox))
+            if retried:
+                await self.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
-            pending = [event for event, _ in retry]
+                continue
+            if sent:
+                backoff = 0.25
+                continue
+            wait = self.outbox.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.ready.wait(), wait)
 
+    async def send_round(self) -> tuple[int, int]:
+        """Send one round; (messages sent, messages to retry)."""
+        entries = self.outbox.round(ROUND_CHANNELS)
+        if not entries:
+            return 0, 0
+        outcomes = await self.sink.publish([batch_spec(e.event) for e in entries])
+        now_ms = time.time() * 1000
+        retry: list[tuple[Entry, str]] = []
+        for entry, outcome in zip(entries, outcomes, strict=True):
+            name = entry.event["name"]
+            if outcome.logged_only:
+                metrics.count("streams_logged_not_published_total", name=name)
+                self.outbox.delivered(entry)
+            elif outcome.delivered:
+                metrics.count("streams_published_total", name=name)
+                self.outbox.delivered(entry)
+                if entry.received_at is not None:
+                    seconds = max(0.0, now_ms - entry.received_at) / 1000
+                    metrics.observe("streams_webhook_to_ably_seconds", seconds)
+            elif outcome.retryable:
+                retry.append((entry, outcome.reason))
+                self.outbox.retry(entry)
+            else:
+                await self.dead_letter(entry.event, outcome.reason)
+                self.outbox.refused(entry)
+        if retry:
+            metrics.count("streams_publish_retries_total", len(retry))
+            log.warning("publish of %d message(s) failed (%s); retrying", len(retry), retry[0][1])
+        if self.outbox.superseded:
+            metrics.count("streams_publish_superseded_total", self.outbox.superseded)
+            self.outbox.superseded = 0
+        return len(entries), len(retry)
 
-class _FinishBatchFirst(ConsumerRebalanceListener):
-    """Partitions are handed over only after the batch in flight is delivered and committed."""
+    async def commit(self, *, force: bool = False, only: set[Hashable] | None = None) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_commit < COMMIT_SECONDS:
+            return
+        offsets = {
+            tp: offset
+            for tp, offset in self.outbox.done_offsets().items()
+            if self.committed.get(tp) != offset and (only is None or tp in only)
+        }
+        if not offsets:
+            return
+        self.last_commit = now
+        try:
+            await self.consumer.commit(offsets)
+        except KafkaError as exc:  # partitions moved meanwhile: their new owner sends again
+            log.warning("publisher commit failed (%r); some events may be sent again", exc)
+            return
+        self.committed.update(offsets)
 
-    def __init__(self, in_flight: asyncio.Lock) -> None:
-        self.in_flight = in_flight
-
-    async def on_partitions_revoked(self, revoked: object) -> None:
+    async def hand_over(self, partitions: set[TopicPartition]) -> None:
+        """Partitions going to another publisher: finish the round in flight, commit what is
+        done, and leave the rest to the new owner."""
         async with self.in_flight:
-            pass
+            await self.commit(force=True, only=set(partitions))
+            self.outbox.forget(partitions)
+            for tp in partitions:
+                self.committed.pop(tp, None)
+
+
+class _HandOver(ConsumerRebalanceListener):
+    def __init__(self) -> None:
+        self.publisher: Publisher | None = None
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if self.publisher is not None:
+            await self.publisher.hand_over(set(revoked))
 
     async def on_partitions_assigned(self, assigned: object) -> None:
         return None
-
-
-async def publish_forever(
-    consumer: AIOKafkaConsumer, sink: Sink, dead_letter: DeadLetter, in_flight: asyncio.Lock
-) -> None:
-    while True:
-        fetched = await consumer.getmany(timeout_ms=1000, max_records=BATCH)
-        if not fetched:
-            continue
-        async with in_flight:
-            events = [loads(r.value) for records in fetched.values() for r in records]
-            await deliver(events, sink, dead_letter)
-            offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items()}
-            try:
-                await consumer.commit(offsets)
-            except KafkaError as exc:  # partitions moved meanwhile: their new owner re-delivers
-                log.warning("publisher commit failed (%r); the batch may be delivered again", exc)
 
 
 async def supervised(
@@ -152,7 +229,7 @@ async def supervised(
         backoff = min(backoff * 2, MAX_BACKOFF)
 
 
-def publisher(sink: Sink, bootstrap: str) -> Callable[[], Awaitable[None]]:
+def publisher(sink: Sink, bootstrap: str, channel_rate: int) -> Callable[[], Awaitable[None]]:
     """The publisher as a service of the worker: runs until cancelled."""
 
     async def run() -> None:
@@ -178,12 +255,13 @@ def publisher(sink: Sink, bootstrap: str) -> Callable[[], Awaitable[None]]:
             isolation_level="read_committed",
             max_partition_fetch_bytes=1 << 20,
         )
-        in_flight = asyncio.Lock()
-        consumer.subscribe([DERIVED.name], listener=_FinishBatchFirst(in_flight))
+        listener = _HandOver()
+        consumer.subscribe([DERIVED.name], listener=listener)
         await consumer.start()
         try:
             await producer.start()
-            await publish_forever(consumer, sink, dead_letter, in_flight)
+            listener.publisher = Publisher(consumer, sink, dead_letter, Outbox(channel_rate))
+            await listener.publisher.run()
         finally:
             await consumer.stop()
             await producer.stop()

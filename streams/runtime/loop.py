@@ -93,6 +93,19 @@ class Loop(ConsumerRebalanceListener):
             return task.committed_tables()
         return self.standby.tables(partition)
 
+    def lag(self) -> dict[int, int]:
+        """Records of each open partition not folded yet, as of the last fetch."""
+        out = {}
+        for partition, task in self.tasks.items():  # tasks exist once run() made the consumer
+            end = self.consumer.highwater(task.source)
+            if end is not None:
+                out[partition] = max(0, end - task.position)
+        return out
+
+    def last_received(self) -> int | None:
+        """When the newest record folded here reached the ingress (ms), if known."""
+        return max((t.last_received for t in self.tasks.values() if t.last_received), default=None)
+
     def status(self) -> str:
         if not self.joined:
             return "starting"

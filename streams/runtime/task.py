@@ -84,6 +84,7 @@ class Task:
         self.effects = Effects()
         self.next_offset: int | None = None  # after the last record folded, not yet committed
         self.position = 0  # the next offset of the source partition to fold
+        self.last_received: int | None = None  # the newest record folded: its received-at (ms)
         self.committer: asyncio.Task[None] | None = None
         self.halted = False  # the worker is stopping after a fault: commit nothing more
 
@@ -107,11 +108,14 @@ class Task:
     def fold(self, records: Sequence[Any]) -> None:
         self.processor.process(records, self.effects)
         self.next_offset = self.position = records[-1].offset + 1
+        for key, value in records[-1].headers or ():
+            if key == "received-at":  # for system health: when the newest webhook came in
+                self.last_received = int(value)
 
     def tick(self, fire: Callable[[Any, int, int], Iterable[dict[str, Any]]]) -> None:
         """Fold something that is not a record (the reminders' clock) into the batch."""
         with self.state.record():
-            self.effects.derived.extend(fire(self.state.tables, self.partition, self.position))
+            self.effects.derive(list(fire(self.state.tables, self.partition, self.position)), None)
 
     @property
     def dirty(self) -> bool:

@@ -63,6 +63,10 @@ class Effects:
     channel) and dead letters (key, value, headers)."""
 
     derived: list[dict[str, Any]] = field(default_factory=list)
+    # When the webhook each derived event comes from was received (ms; None: not from one),
+    # sent along as the record's `received-at` header (as the raw record has it), so the
+    # publisher can tell how long a webhook took to reach Ably.
+    derived_received: list[int | None] = field(default_factory=list)
     dead_letters: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = field(
         default_factory=list
     )
@@ -70,13 +74,21 @@ class Effects:
     def __bool__(self) -> bool:
         return bool(self.derived or self.dead_letters)
 
+    def derive(self, events: list[dict[str, Any]], received_at: int | None) -> None:
+        self.derived.extend(events)
+        self.derived_received.extend([received_at] * len(events))
 
-Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]  # key, value, headers
+
+# key, value, headers, timestamp (ms; None: the producer's clock)
+Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int | None]
 
 
 def _derived(effects: Effects) -> Iterator[Record]:
-    for event in effects.derived:
-        yield event["channel"].encode(), dumps(event), []
+    received = effects.derived_received
+    for n, event in enumerate(effects.derived):
+        at = received[n] if n < len(received) else None
+        headers = [] if at is None else [("received-at", str(at).encode())]
+        yield event["channel"].encode(), dumps(event), headers, None
 
 
 class Transaction:
@@ -145,12 +157,17 @@ class Transaction:
             await producer.begin_transaction()
             try:
                 # Step 2
-                sent = await self._append(self.changelog, ((k, v, []) for k, v, _ in changes))
+                sent = await self._append(self.changelog, ((k, v, [], None) for k, v, _ in changes))
                 # Step 3: to the source partition's own partition of each topic (the derived
                 # topic's key stays the channel): a transaction touches as few partitions as it
                 # can, and a channel's events (all from one location) stay in order.
                 pending = [f for f, _ in await self._append(self.derived, _derived(effects))]
-                pending += [f for f, _ in await self._append(self.dead, effects.dead_letters)]
+                pending += [
+                    f
+                    for f, _ in await self._append(
+                        self.dead, ((k, v, h, None) for k, v, h in effects.dead_letters)
+                    )
+                ]
                 # Step 4
                 if next_offset is not None:
                     await producer.send_offsets_to_transaction(
@@ -170,15 +187,15 @@ class Transaction:
         return int(metadata[len(sent) - 1].offset) + sent[-1][1]
 
     async def _append(self, tp: TopicPartition | None, records: Iterable[Record]) -> list[Any]:
-        """Send (key, value, headers) records to `tp` in as few record batches as fit:
-        (delivery future, records) of each."""
+        """Send records to `tp` in as few record batches as fit: (delivery future, records) of
+        each."""
         producer, sent = self.producer, []
         batch, count = producer.create_batch(), 0
-        for key, value, headers in records:
-            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+        for key, value, headers, at in records:
+            if batch.append(key=key, value=value, timestamp=at, headers=headers) is None:
                 sent.append((await self._send(batch, tp), count))
                 batch, count = producer.create_batch(), 0
-                batch.append(key=key, value=value, timestamp=None, headers=headers)
+                batch.append(key=key, value=value, timestamp=at, headers=headers)
             count += 1
         if count:
             sent.append((await self._send(batch, tp), count))

@@ -8,11 +8,13 @@ live in the worker's RocksDB store per partition with a compacted changelog topi
 from __future__ import annotations
 
 from streams.tables import (
+    activity,
     appointments,
     contacts,
     email_stats,
     leads,
     location_registry,
+    message_status,
     messages,
     pipeline,
     quotes,
@@ -35,6 +37,8 @@ PROJECTIONS = (
     Projection("email_stats", (email_stats.FOLD,)),
     Projection("quotes", (quotes.FOLD,)),
     Projection("registry", (location_registry.FOLD,)),
+    Projection("message_status", (message_status.FOLD,)),
+    Projection("activity", (activity.FOLD,)),
 )
 # The live worker folds every live projection once, plus the state only its notifications need.
 LIVE_TABLES = (

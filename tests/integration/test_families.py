@@ -13,6 +13,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from streams.derived import STATE_EVENTS
+from streams.events import event_type
+from streams.tables import activity
 from tests.integration.processes import REPO, Worker, http, start_worker, wait_for
 from tests.integration.services import AblyServer
 from tests.integration.test_pipeline import dead_letter_for
@@ -387,6 +390,15 @@ async def test_every_type_reaches_its_family_ably_the_unknown_count_or_the_dead_
                 ("task-assigned", f"user:{rep3}"): 1,
                 ("email-event", f"location:{loc}"): 1,
                 ("quote-viewed", f"user:{rep}"): 1,
+                # One feed entry per activity webhook to the location, bad ones included (their
+                # families say why; HighLevel did say it happened); the uninstalled location's
+                # quiet task tells nobody, the task after it is installed again does.
+                ("activity", f"location:{loc}"): sum(
+                    1
+                    for body in (contact, *catalog(loc, run), *BROKEN.values())
+                    if event_type(body) in activity.TYPES
+                ),
+                ("activity", f"location:{gone}"): 1,
             }
         )
         ours = {f"location:{loc}", f"location:{gone}", *(f"user:{u}" for u in (rep, rep2, rep3))}
@@ -397,7 +409,16 @@ async def test_every_type_reaches_its_family_ably_the_unknown_count_or_the_dead_
             mine = [m for m in messages if m["channel"] in ours]
             return Counter((m["name"], m["channel"]) for m in mine), mine
 
-        assert wait_for(lambda: received()[0] == expected, 60), {
+        def as_expected() -> bool:
+            # State events may be conflated on a busy channel (a newer one replaced a waiting
+            # one): at least one of each arrives, never more than were derived; the rest exactly.
+            got = received()[0]
+            return all(
+                1 <= got[key] <= n if key[0] in STATE_EVENTS else got[key] == n
+                for key, n in expected.items()
+            ) and set(got) <= set(expected)
+
+        assert wait_for(as_expected, 60), {
             "missing": expected - received()[0],
             "extra": received()[0] - expected,
         }

@@ -4,6 +4,7 @@ SIGKILL in the middle of thousands of webhooks, the Ably-compatible server down 
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections import Counter
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.broker import LocalKafka
+from streams.derived import STATE_EVENTS
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from tests.integration.processes import Worker, free_port, http, start_worker, wait_for
@@ -29,7 +31,13 @@ from tests.integration.webhooks import (
     standin_stats,
     webhook_env,
 )
-from tests.traffic import expected, format_minor, generate, location_notifications
+from tests.traffic import (
+    STATE_NOTIFICATIONS,
+    expected,
+    format_minor,
+    generate,
+    location_notifications,
+)
 
 
 def poison(location: str, webhook_id: str) -> dict[str, Any]:
@@ -81,12 +89,43 @@ def projections_match(worker: Worker, want: dict[str, dict[str, Any]]) -> list[s
     return wrong
 
 
-def seen_by_subscribers(ably: AblyServer, prefix: str) -> Counter[tuple[str, str]]:
-    return Counter(
-        (m["name"], m["channel"])
-        for m in ably_messages(ably, prefix)
-        if m["channel"].startswith("location:")
+def notifications_wrong(
+    ably: AblyServer, prefix: str, bodies: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """How what subscribers of the location channels saw differs from what `bodies` call for
+    ({} when it does not): discrete events exactly, each once; a state event at least once and
+    at most as often as it changed (the publisher conflates them under Ably's per-channel rate),
+    the last of each subject carrying the final figure the reference computes."""
+    calls_for = Counter(location_notifications(bodies))
+    messages = sorted(
+        (m for m in ably_messages(ably, prefix) if m["channel"].startswith("location:")),
+        key=lambda m: (m["timestamp"], m["serial"]),
     )
+    seen = Counter((m["name"], m["channel"]) for m in messages)
+    wrong: dict[str, Any] = {}
+    for name, channel in set(calls_for) | set(seen):
+        got, want = seen[name, channel], calls_for[name, channel]
+        if name in STATE_NOTIFICATIONS and min(1, want) <= got <= want:
+            continue
+        if got != want:
+            wrong[f"{name} {channel} (seen, called for)"] = (got, want)
+    final = expected(bodies)
+    for message in messages:  # the last one of each subject wins
+        if message["name"] not in STATE_NOTIFICATIONS:
+            continue
+        data = json.loads(message["data"]) if message.get("encoding") == "json" else message["data"]
+        answer = final.get(data["location_id"], {})
+        if message["name"] == "unread-changed":
+            subject = f"unread {data['location_id']} {data['conversation_id']}"
+            figures = (data["unread"], answer.get("unread", {}).get(data["conversation_id"], 0))
+        else:
+            subject = f"revenue {data['location_id']} {data['date']} {data['currency']}"
+            minor = answer.get("revenue", {}).get((data["date"], data["currency"]), 0)
+            figures = (data["amount"], format_minor(minor, data["currency"]))
+        wrong.pop(subject, None)
+        if figures[0] != figures[1]:
+            wrong[subject] = figures  # (last seen, final)
+    return wrong
 
 
 async def test_kill_9_mid_stream_loses_nothing_and_notifies_once(
@@ -94,9 +133,10 @@ async def test_kill_9_mid_stream_loses_nothing_and_notifies_once(
 ) -> None:
     run = f"k{uuid.uuid4().hex[:6]}"
     bodies = generate(3000, locations=6, prefix=run, seed=11)
-    want, notifications = expected(bodies), location_notifications(bodies)
+    want = expected(bodies)
     poisons = [poison(f"{run}{n}", f"{run}-poison-{n}") for n in range(3)]
     traffic = bodies[:500] + poisons[:1] + bodies[500:2000] + poisons[1:] + bodies[2000:]
+    notifications = location_notifications(traffic)  # poisons make feed entries too
     env = webhook_env(kafka_bootstrap, ably_server)
     await ensure_topics(kafka_bootstrap, partitions=TEST_PARTITIONS, replication_factor=1)
     stats_before, raw_before = standin_stats(ably_server), await raw_log_size(kafka_bootstrap)
@@ -125,17 +165,17 @@ async def test_kill_9_mid_stream_loses_nothing_and_notifies_once(
 
         # Every location-channel notification the traffic calls for reached the server, and a
         # subscriber sees each exactly once.
-        def visible() -> Counter[tuple[str, str]]:
-            return seen_by_subscribers(ably_server, run)
-
-        assert wait_for(lambda: visible() == notifications, timeout=240), {
-            "missing": Counter(notifications) - visible(),
-            "extra": visible() - Counter(notifications),
-        }
+        assert wait_for(lambda: not notifications_wrong(ably_server, run, traffic), 240), (
+            notifications_wrong(ably_server, run, traffic)
+        )
         seen = ably_messages(ably_server, run)
         assert len({m["id"] for m in seen}) == len(seen)
         emitted = await derived_records(kafka_bootstrap, run)
-        assert {e["id"] for e in emitted} == {m["id"] for m in seen}  # user channels too
+        # User channels too: every discrete event derived was published, and nothing else.
+        assert {e["id"] for e in emitted if e["name"] not in STATE_EVENTS} == {
+            m["id"] for m in seen if m["name"] not in STATE_EVENTS
+        }
+        assert {m["id"] for m in seen} <= {e["id"] for e in emitted}
         stats_after = standin_stats(ably_server)
         record_figures(
             "kill -9 worker mid-stream",
@@ -149,7 +189,7 @@ async def test_kill_9_mid_stream_loses_nothing_and_notifies_once(
             published_seen_by_subscribers=len(seen),
             expected_location_notifications=sum(notifications.values()),
             deduplicated_by_server=stats_after["deduplicated"] - stats_before["deduplicated"],
-            lost=sum((Counter(notifications) - visible()).values()),
+            lost=len(notifications_wrong(ably_server, run, traffic)),
             duplicated=len(seen) - len({m["id"] for m in seen}),
         )
     finally:
@@ -189,12 +229,8 @@ async def test_ably_down_then_5xx_and_429_publisher_backs_off_and_delivers_in_or
             injected[str(status)] = 1
         assert http("GET", f"{standin}/faults")[1]["remaining"] == 0
 
-        def seen() -> Counter[tuple[str, str]]:
-            return seen_by_subscribers(ably_server, run)
-
-        assert wait_for(lambda: seen() == notifications, timeout=120), (
-            Counter(notifications) - seen(),
-            seen() - Counter(notifications),
+        assert wait_for(lambda: not notifications_wrong(ably_server, run, bodies), 120), (
+            notifications_wrong(ably_server, run, bodies)
         )
         # Backing off: a handful of attempts while it was down, not a busy loop.
         assert injected["dropped"] <= 12, injected
@@ -205,11 +241,13 @@ async def test_ably_down_then_5xx_and_429_publisher_backs_off_and_delivers_in_or
         emitted = await derived_records(kafka_bootstrap, run)
         messages = ably_messages(ably_server, run)
         for channel, partition in {(e["channel"], e["source"]["partition"]) for e in emitted}:
-            order = list(
+            order = list(  # discrete events: state events may be conflated
                 dict.fromkeys(
                     e["id"]
                     for e in emitted
-                    if e["channel"] == channel and e["source"]["partition"] == partition
+                    if e["channel"] == channel
+                    and e["source"]["partition"] == partition
+                    and e["name"] not in STATE_EVENTS
                 )
             )
             ids = set(order)
@@ -228,7 +266,10 @@ async def test_ably_down_then_5xx_and_429_publisher_backs_off_and_delivers_in_or
             published_seen_by_subscribers=len(messages),
             expected_location_notifications=sum(notifications.values()),
             publisher_retry_metric=retries,
-            lost=len({e["id"] for e in emitted} - {m["id"] for m in messages}),
+            lost=len(
+                {e["id"] for e in emitted if e["name"] not in STATE_EVENTS}
+                - {m["id"] for m in messages}
+            ),
             duplicated=len(messages) - len({m["id"] for m in messages}),
         )
     finally:

@@ -334,8 +334,14 @@ async def test_token_endpoint_refuses_bad_jwts_and_mints_only_the_users_channels
     async with client:
         details = await client.auth.authorize()
         granted = {channel: sorted(ops) for channel, ops in dict(details.capability).items()}
-        assert granted == {"user:userA": ["subscribe"], "location:locA": ["presence", "subscribe"]}
+        assert granted == {
+            "user:userA": ["subscribe"],
+            "location:locA": ["presence", "subscribe"],
+            "typing:locA": ["presence", "publish", "subscribe"],
+        }
         assert details.client_id == "userA"
+        # Typing indicators: the location's users publish on its typing channel themselves.
+        await client.channels.get("typing:locA").publish(Message(name="typing", data="c1"))
         for channel, operation in (
             ("user:userA", "publish"),
             ("location:locA", "publish"),
@@ -343,6 +349,9 @@ async def test_token_endpoint_refuses_bad_jwts_and_mints_only_the_users_channels
             ("user:userB", "history"),
             ("location:locB", "history"),
             ("location:locB", "publish"),
+            ("typing:locB", "publish"),
+            ("admin:health", "publish"),
+            ("admin:health", "history"),
         ):
             target = client.channels.get(channel)
             with pytest.raises(AblyException) as refusal:

@@ -14,16 +14,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
 
-from streams.app import APP_ID
-from streams.ingest import wait_consumed
-from streams.topics import RAW_WEBHOOKS, raw_key
+from streams.topics import raw_key
 from tests.integration.processes import http, start_worker, wait_for
-from tests.integration.services import TEST_PARTITIONS, AblyServer
+from tests.integration.services import AblyServer
 from tests.integration.test_faults import projections_match
-from tests.integration.webhooks import record_figures, signature, webhook_env
+from tests.integration.webhooks import consumed_after, record_figures, signature, webhook_env
 from tests.traffic import expected, generate
 
 pytestmark = pytest.mark.long
@@ -116,16 +112,3 @@ async def test_ten_minutes_of_webhooks_at_a_realistic_rate(
         assert peak - baseline <= GROWTH_BOUND_MIB, memory
     finally:
         worker.stop()
-
-
-async def consumed_after(kafka: str) -> float:
-    """Seconds until the worker group has committed past the raw log's current end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(RAW_WEBHOOKS.name, p) for p in range(TEST_PARTITIONS)]
-        ends = await consumer.end_offsets(partitions)
-    finally:
-        await consumer.stop()
-    last = {tp.partition: end - 1 for tp, end in ends.items() if end}
-    return await wait_consumed(kafka, APP_ID, last, timeout=1200)

@@ -21,7 +21,9 @@ from aiokafka.structs import TopicPartition
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from streams.app import APP_ID
 from streams.codec import loads
+from streams.ingest import wait_consumed
 from streams.topics import DERIVED, DLQ, RAW_WEBHOOKS, raw_key
 from tests.integration.processes import REPO, Worker, http
 from tests.integration.services import TEST_PARTITIONS, AblyServer
@@ -256,3 +258,16 @@ def record_figures(test: str, **figures: object) -> None:
     path.parent.mkdir(exist_ok=True)
     with path.open("a") as out:
         out.write(line + "\n")
+
+
+async def consumed_after(kafka: str, timeout: float = 1200) -> float:
+    """Seconds until the live worker group has committed past the raw log's current end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(RAW_WEBHOOKS.name, p) for p in range(TEST_PARTITIONS)]
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    last = {tp.partition: end - 1 for tp, end in ends.items() if end}
+    return await wait_consumed(kafka, APP_ID, last, timeout=timeout)

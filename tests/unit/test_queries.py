@@ -7,6 +7,7 @@ import pytest
 from streams.queries import (
     QueryError,
     appointments_answer,
+    dashboard_answer,
     email_stats_answer,
     leads_answer,
     parse_range,
@@ -134,3 +135,47 @@ def test_tasks_email_stats_and_registry_answers() -> None:
     assert answer["totals"] == {"delivered": 2, "opened": 1}
     assert len(answer["days"]) == 2
     assert registry_answer("L9", None)["notifies"] is True
+
+
+def test_the_dashboard_is_the_locations_day_in_its_own_timezone() -> None:
+    # 23:30 UTC on March 2 is already March 3 in Tokyo.
+    now = datetime(2026, 3, 2, 23, 30, tzinfo=UTC)
+    answer = dashboard_answer(
+        "L1",
+        revenue={
+            "timezone": "Asia/Tokyo",
+            "days": {"2026-03-03": {"USD": 1250, "JPY": 900}, "2026-02-01": {"USD": 5}},
+        },
+        leads={"timezone": "Asia/Tokyo", "days": {"2026-03-03": 4, "2026-03-02": 9}},
+        pipeline={"timezone": "Asia/Tokyo", "stages": {}, "won": {"2026-03-03": 150000}},
+        unread={"c1": {"unread": 2, "contact": None}, "c2": {"unread": 3, "contact": None}},
+        appointments={
+            "a-past": {**_booking("2026-03-02T10:00:00Z")},
+            "a-next": {**_booking("2026-03-03T09:00:00Z")},
+        },
+        tasks={"t1": {"title": "Call", "assigned_to": "u1", "contact_id": None, "due_date": None}},
+        activity=[{"id": f"w{n}", "at": "x", "kind": "payment"} for n in range(12)],  # type: ignore[misc]
+        now=now,
+    )
+    assert answer["today"] == "2026-03-03" and answer["timezone"] == "Asia/Tokyo"
+    assert answer["revenue_today"] == {"JPY": "900", "USD": "12.50"}
+    assert [d["date"] for d in answer["revenue_days"]] == ["2026-03-03", "2026-03-03"]  # 30 days
+    assert answer["leads_today"] == 4 and answer["won_today"] == "1500.00"
+    assert answer["unread"] == 5 and answer["open_tasks"] == 1
+    assert [a["appointment_id"] for a in answer["appointments"]] == ["a-next"]
+    assert len(answer["activity"]) == 10
+    empty = dashboard_answer("L2", None, None, None, None, None, None, None, now)
+    assert empty["today"] == "2026-03-02" and empty["revenue_today"] == {} and empty["unread"] == 0
+
+
+def _booking(start: str) -> dict[str, object]:
+    return {
+        "start_time": start,
+        "end_time": None,
+        "title": "Visit",
+        "status": "confirmed",
+        "assigned_user_id": "u1",
+        "users": ["u1"],
+        "contact_id": None,
+        "calendar_id": None,
+    }

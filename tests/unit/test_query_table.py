@@ -7,6 +7,20 @@ import pytest
 from streams.query_table import render_table
 
 ANSWERS: dict[str, dict[str, Any]] = {
+    "activity": {
+        "location_id": "L1",
+        "contact_id": "c1",
+        "entries": [
+            {
+                "id": "message:m1",
+                "at": "2026-12-04T10:00:00.000Z",
+                "kind": "message-received",
+                "contact_id": "c1",
+                "ref": "m1",
+                "title": "Can we move it to Friday?",
+            }
+        ],
+    },
     "appointments": {
         "location_id": "L1",
         "as_of": "2026-12-04T10:00:00Z",
@@ -58,6 +72,9 @@ def test_tables_carry_the_figures() -> None:
     tasks = render_table("tasks", ANSWERS["tasks"])
     assert "(unassigned)" in tasks and "Quote" in tasks and "Call" in tasks
     assert "delivered" in render_table("email_stats", ANSWERS["email_stats"])
+    activity = render_table("activity", ANSWERS["activity"])
+    assert "contact c1 of L1" in activity and "message-received" in activity
+    assert "Can we move it to Friday?" in activity
 
 
 def test_unread_without_users_shows_no_empty_heading() -> None:

@@ -34,7 +34,16 @@ def test_a_valid_app_jwt_names_the_user_and_location() -> None:
     assert capability_for(claims) == {
         "user:userA": ["subscribe"],
         "location:locA": ["subscribe", "presence"],
+        "typing:locA": ["publish", "subscribe", "presence"],
     }
+
+
+def test_only_an_admin_gets_the_admin_channel() -> None:
+    admin = user_claims(bearer({**valid_claims(), "role": "admin"}), SECRET)
+    assert capability_for(admin)["admin:health"] == ["subscribe"]
+    for role in ("user", "Admin", None, ["admin"]):
+        claims = user_claims(bearer({**valid_claims(), "role": role}), SECRET)
+        assert "admin:health" not in capability_for(claims)
 
 
 def unsigned(claims: dict[str, object]) -> str:

@@ -8,12 +8,12 @@ from aiokafka.errors import KafkaConnectionError
 
 from streams import metrics
 from streams.ably_sink import LogSink, Outcome
-from streams.agents.publisher import batch_spec, deliver, publish_forever, rounds, supervised
-from streams.codec import dumps
+from streams.agents.publisher import ROUND_CHANNELS, Publisher, batch_spec, supervised
+from streams.outbox import Outbox
 
 
 def derived(n: int, channel: str) -> dict[str, Any]:
-    return {"id": f"id{n}:0", "name": "unread-changed", "channel": channel, "data": {"n": n}}
+    return {"id": f"id{n}:0", "name": "new-message", "channel": channel, "data": {"n": n}}
 
 
 class ScriptedSink:
@@ -36,13 +36,35 @@ async def no_sleep(seconds: float) -> None:
     return None
 
 
-def test_rounds_hold_one_event_per_channel_in_order() -> None:
-    events = [derived(1, "a"), derived(2, "a"), derived(3, "b"), derived(4, "a"), derived(5, "c")]
-    assert [[e["id"] for e in r] for r in rounds(events)] == [
-        ["id1:0", "id3:0", "id5:0"],
-        ["id2:0"],
-        ["id4:0"],
-    ]
+class Consumer:
+    """Only what the sending side touches: commits, recorded with the publishes made by then."""
+
+    def __init__(self, sink: ScriptedSink) -> None:
+        self.sink = sink
+        self.commits: list[tuple[dict[str, int], int]] = []
+
+    async def commit(self, offsets: dict[str, int]) -> None:
+        self.commits.append((dict(offsets), len(self.sink.calls)))
+
+
+def publisher_of(events: list[tuple[str, int, dict[str, Any]]], sink: ScriptedSink) -> Publisher:
+    dead: list[tuple[str, str]] = []
+
+    async def dead_letter(event: dict[str, Any], reason: str) -> None:
+        dead.append((event["id"], reason))
+
+    outbox = Outbox(rate=50)
+    for partition, offset, item in events:
+        outbox.add(item, partition, offset)
+    publisher = Publisher(Consumer(sink), sink, dead_letter, outbox, sleep=no_sleep)  # type: ignore[arg-type]
+    publisher.dead = dead  # type: ignore[attr-defined]
+    return publisher
+
+
+async def send_all(publisher: Publisher) -> None:
+    while len(publisher.outbox):
+        await publisher.send_round()
+        await publisher.commit(force=True)
 
 
 def test_batch_spec_is_one_message_with_its_own_id_and_json_data() -> None:
@@ -50,7 +72,7 @@ def test_batch_spec_is_one_message_with_its_own_id_and_json_data() -> None:
         "channels": "user:u1",
         "messages": {
             "id": "id7:0",
-            "name": "unread-changed",
+            "name": "new-message",
             "data": '{"n":7}',
             "encoding": "json",
         },
@@ -60,76 +82,46 @@ def test_batch_spec_is_one_message_with_its_own_id_and_json_data() -> None:
 async def test_retryable_failures_are_retried_before_the_channel_moves_on() -> None:
     busy = Outcome(False, retryable=True, reason="50300: busy")
     sink = ScriptedSink([{"a": busy}, {"a": busy}])  # channel a fails twice, then succeeds
-    dead: list[Any] = []
-
-    async def dead_letter(event: dict[str, Any], reason: str) -> None:
-        dead.append((event, reason))
-
-    await deliver([derived(1, "a"), derived(2, "a"), derived(3, "b")], sink, dead_letter, no_sleep)
+    publisher = publisher_of(
+        [("p0", 0, derived(1, "a")), ("p0", 1, derived(2, "a")), ("p0", 2, derived(3, "b"))], sink
+    )
+    await send_all(publisher)
     sent_to_a = [s["messages"]["id"] for call in sink.calls for s in call if s["channels"] == "a"]
     # id1 three times (two failures), and id2 only after id1 went through: order kept, none lost.
     assert sent_to_a == ["id1:0", "id1:0", "id1:0", "id2:0"]
-    assert dead == []
+    assert publisher.dead == []  # type: ignore[attr-defined]
 
 
 async def test_permanent_failures_go_to_the_dead_letters_with_the_reason() -> None:
     refused = Outcome(False, retryable=False, reason="40160: capability refused")
     sink = ScriptedSink([{"b": refused}])
-    dead: list[Any] = []
-
-    async def dead_letter(event: dict[str, Any], reason: str) -> None:
-        dead.append((event["id"], reason))
-
-    await deliver([derived(1, "a"), derived(2, "b")], sink, dead_letter, no_sleep)
-    assert dead == [("id2:0", "40160: capability refused")]
+    publisher = publisher_of([("p0", 0, derived(1, "a")), ("p0", 1, derived(2, "b"))], sink)
+    await send_all(publisher)
+    assert publisher.dead == [("id2:0", "40160: capability refused")]  # type: ignore[attr-defined]
     assert len(sink.calls) == 1
+
+
+async def test_offsets_are_committed_once_their_events_are_done() -> None:
+    sink = ScriptedSink([{"a": Outcome(False, True, "503")}])
+    publisher = publisher_of(
+        [("p0", 7, derived(1, "a")), ("p0", 8, derived(2, "a")), ("p1", 3, derived(3, "b"))], sink
+    )
+    await send_all(publisher)
+    commits = publisher.consumer.commits  # type: ignore[attr-defined]
+    # After the first round a failed (p0 stays at 7) and b went (p1 past 3); then a's two went.
+    assert commits == [({"p0": 7, "p1": 4}, 1), ({"p0": 8}, 2), ({"p0": 9}, 3)]
+
+
+async def test_a_round_names_at_most_the_channels_ably_takes_in_one_batch_publish() -> None:
+    sink = ScriptedSink([])
+    events = [("p0", n, derived(n, f"user:u{n}")) for n in range(ROUND_CHANNELS + 20)]
+    publisher = publisher_of(events, sink)
+    await send_all(publisher)
+    assert [len(call) for call in sink.calls] == [ROUND_CHANNELS, 20]
 
 
 async def no_dead_letter(event: dict[str, Any], reason: str) -> None:
     raise AssertionError(f"nothing should be dead-lettered: {reason}")
-
-
-class Record:
-    def __init__(
-        self, offset: int, event: dict[str, Any], headers: tuple[tuple[str, bytes], ...] = ()
-    ) -> None:
-        self.offset = offset
-        self.value = dumps(event)
-        self.headers = headers
-
-
-class OneBatchConsumer:
-    """Offers one fetch, then stops the loop; records commits and what was delivered by then."""
-
-    def __init__(self, fetched: dict[str, list[Record]], sink: ScriptedSink) -> None:
-        self.fetched = fetched
-        self.sink = sink
-        self.commits: list[tuple[dict[str, int], int]] = []
-
-    async def getmany(self, timeout_ms: int, max_records: int) -> dict[str, list[Record]]:
-        if self.commits:
-            raise asyncio.CancelledError
-        return self.fetched
-
-    async def commit(self, offsets: dict[str, int]) -> None:
-        self.commits.append((offsets, len(self.sink.calls)))
-
-
-async def test_a_batch_is_committed_after_it_is_delivered_past_its_last_offset() -> None:
-    sink = ScriptedSink([{"a": Outcome(False, True, "503")}])
-    consumer = OneBatchConsumer(
-        {
-            "p0": [Record(7, derived(1, "a")), Record(8, derived(2, "a"))],
-            "p1": [Record(3, derived(3, "b"))],
-        },
-        sink,
-    )
-    with pytest.raises(asyncio.CancelledError):
-        await publish_forever(consumer, sink, no_dead_letter, asyncio.Lock())  # type: ignore[arg-type]
-    # Three publishes (a retried, then the second round) happened before the one commit.
-    assert consumer.commits == [({"p0": 9, "p1": 4}, 3)]
-    assert all(s["messages"]["id"].startswith("id") for call in sink.calls for s in call)
-    assert [s["messages"]["id"] for s in sink.calls[-1]] == ["id2:0"]
 
 
 async def test_a_failed_publisher_starts_again_with_backoff_until_it_is_cancelled() -> None:
@@ -164,6 +156,9 @@ async def test_without_ably_events_are_counted_as_logged_not_as_published() -> N
         counted("streams_published_total"),
         counted("streams_logged_not_published_total"),
     )
-    await deliver([derived(1, "a"), derived(2, "b")], LogSink(), no_dead_letter, no_sleep)
+    outbox = Outbox(rate=50)
+    outbox.add(derived(1, "a"), "p0", 0)
+    outbox.add(derived(2, "b"), "p0", 1)
+    await Publisher(None, LogSink(), no_dead_letter, outbox).send_round()  # type: ignore[arg-type]
     assert counted("streams_published_total") == published
     assert counted("streams_logged_not_published_total") == logged + 2

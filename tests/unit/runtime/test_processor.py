@@ -393,3 +393,14 @@ def test_a_long_reason_is_cut_to_a_readable_length(state: PartitionState) -> Non
     ((_, _, headers),) = effects.dead_letters
     reason = dict(headers)["error"]
     assert reason.startswith(b"amount is not a number: 999") and len(reason) == 1003
+
+
+def test_derived_records_carry_when_their_webhook_was_received() -> None:
+    from streams.runtime.transaction import Effects, _derived
+
+    effects = Effects()
+    effects.derive([{"channel": "user:u1", "id": "a:0"}], 1_700_000_000_123)
+    effects.derive([{"channel": "user:u2", "id": "b:0"}], None)  # a reminder: no webhook
+    (first, second) = list(_derived(effects))
+    assert first[0] == b"user:u1" and first[2] == [("received-at", b"1700000000123")]
+    assert second[0] == b"user:u2" and second[2] == []

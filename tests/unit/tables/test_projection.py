@@ -30,6 +30,8 @@ def test_the_catalog_names_each_projection_and_its_tables() -> None:
         "email_stats",
         "quotes",
         "registry",
+        "message_status",
+        "activity",
     ]
     assert by_name("unread").tables == (
         contacts.CONTACTS,
