@@ -153,7 +153,10 @@ def render() -> str:
     for prefix, who in (
         ("user:{userId}", "that user (the token's `sub`)"),
         ("location:{locationId}", "users of that location (also presence)"),
-        ("admin:health", "admins (the app JWT's `role` is `admin`)"),
+        (
+            "admin:health",
+            "operators of this deployment (the app JWT's `role` is `admin`): it shows every worker and partition",
+        ),
     ):
         kind = prefix.split(":")[0] + ":"
         names = [

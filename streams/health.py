@@ -68,7 +68,7 @@ class HealthFigures:
 
     def sample(self) -> dict[str, Any]:
         now = self.clock()
-        records = metrics.counted("streams_records_total")
+        records = metrics.counted("streams_raw_records_total")
         latency = metrics.histogram(LATENCY)[:-1]  # per bucket, without the sum
         self.samples.append((now, records, latency))
         while len(self.samples) > 1 and now - self.samples[0][0] > WINDOW:

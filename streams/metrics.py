@@ -15,6 +15,7 @@ _gauges: dict[tuple[str, Labels], float] = {}
 _histograms: dict[str, list[float]] = {}  # name -> observations per bucket, +Inf last, then sum
 _HELP = {
     "streams_records_total": "raw records a family agent processed",
+    "streams_raw_records_total": "raw records the live worker folded (each once, whatever reads it)",
     "streams_records_already_folded_total": (
         "raw records skipped because the tables already held them (after a kill), by family"
     ),

@@ -7,7 +7,13 @@ outbox keeps every channel under that:
   more than `rate` in a second);
 - a state event waiting to be sent is dropped when a newer one of the same subject arrives for the
   same channel (`streams.derived.STATE_EVENTS`): the newer carries the whole current figure;
-- every other event is discrete: it waits its turn, in order, and is never dropped.
+- every other event is discrete: it waits its turn, in order, and is never dropped;
+- a message that failed and will be retried holds its channel back alone, longer after each
+  failure (`retry`): one failing channel does not slow the others.
+
+A channel's backlog is bounded by the publisher (`crowded`): the partitions that feed a channel
+with more than `BACKLOG_SECONDS` of its rate waiting are not read until it drains, so what was
+read and not yet sent stays well inside the two minutes in which Ably drops a repeated id.
 
 It also knows which offsets of the derived topic are done (delivered, dead-lettered or
 superseded), so the publisher commits exactly those: a restarted publisher sends again at most
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +36,8 @@ from streams.derived import state_subject
 __all__ = ["Entry", "Outbox"]
 
 WINDOW = 1.0  # seconds: Ably's per-channel rate is per second
+BACKLOG_SECONDS = 60  # of a channel's rate, waiting at most (Ably's de-duplication: 2 minutes)
+FIRST_BACKOFF, MAX_BACKOFF = 0.25, 30.0  # seconds a failed message holds its channel
 
 
 @dataclass(eq=False, slots=True)
@@ -51,6 +59,8 @@ class Outbox:
         self.queues: dict[str, dict[int, Entry]] = {}  # channel -> its entries, oldest first
         self.waiting_state: dict[tuple[Any, ...], int] = {}  # (channel, name, subject) -> seq
         self.acks: dict[str, deque[float]] = {}  # channel -> when its last `rate` were acked
+        self.backoff: dict[str, tuple[float, float]] = {}  # channel -> (held until, next delay)
+        self.feeding: dict[str, Counter[Hashable]] = {}  # channel -> its entries' partitions
         self.open: dict[Hashable, dict[int, None]] = {}  # partition -> offsets not done, in order
         self.fetched: dict[Hashable, int] = {}  # partition -> the offset after the last added
         self.superseded = 0
@@ -82,6 +92,7 @@ class Outbox:
                 self.superseded += 1
             self.waiting_state[key] = entry.seq
         queue[entry.seq] = entry
+        self.feeding.setdefault(channel, Counter())[partition] += 1
         self.open.setdefault(partition, {})[offset] = None
         self._size += 1
 
@@ -112,6 +123,7 @@ class Outbox:
         """Ably took it: it counts against its channel's rate from now."""
         channel = entry.event["channel"]
         self.acks.setdefault(channel, deque(maxlen=self.rate)).append(self.clock())
+        self.backoff.pop(channel, None)
         self._finish(entry)
 
     def refused(self, entry: Entry) -> None:
@@ -119,8 +131,23 @@ class Outbox:
         self._finish(entry)
 
     def retry(self, entry: Entry) -> None:
-        """It failed and will be sent again, still first on its channel."""
+        """It failed and will be sent again, still first on its channel, after a delay that
+        doubles with each failure in a row (up to `MAX_BACKOFF`)."""
         entry.sending = False
+        channel = entry.event["channel"]
+        _, delay = self.backoff.get(channel, (0.0, FIRST_BACKOFF))
+        self.backoff[channel] = (self.clock() + delay, min(delay * 2, MAX_BACKOFF))
+
+    def crowded(self) -> set[Hashable]:
+        """The partitions feeding a channel with more than `BACKLOG_SECONDS` of its rate
+        waiting: not to be read until it drains."""
+        limit = self.rate * BACKLOG_SECONDS
+        return {
+            partition
+            for channel, queue in self.queues.items()
+            if len(queue) > limit
+            for partition in self.feeding[channel]
+        }
 
     def wait(self) -> float | None:
         """Seconds until a channel may send (0: now); None when nothing waits."""
@@ -150,6 +177,7 @@ class Outbox:
             for seq, entry in list(queue.items()):
                 if entry.partition in gone:
                     del queue[seq]
+                    self._unfeed(entry)
                     self._size -= 1
                     key = entry.supersedes_key
                     if key is not None and self.waiting_state.get(key) == seq:
@@ -161,10 +189,12 @@ class Outbox:
             self.fetched.pop(partition, None)
 
     def _held(self, channel: str, now: float) -> float:
+        """Seconds until the channel may send (0 or less: now)."""
+        until = self.backoff[channel][0] - now if channel in self.backoff else 0.0
         acks = self.acks.get(channel)
         if acks is None or len(acks) < self.rate:
-            return 0.0
-        return acks[0] + WINDOW - now
+            return until
+        return max(until, acks[0] + WINDOW - now)
 
     def _prune(self, now: float) -> None:
         """Forget the acks of idle channels whose window is over (there may be millions)."""
@@ -172,6 +202,8 @@ class Outbox:
         for channel in [c for c, acks in self.acks.items() if acks[-1] + WINDOW <= now]:
             if channel not in self.queues:
                 del self.acks[channel]
+        for channel in [c for c in self.backoff if c not in self.queues]:
+            del self.backoff[channel]
 
     def _finish(self, entry: Entry) -> None:
         channel = entry.event["channel"]
@@ -181,7 +213,17 @@ class Outbox:
             del self.queues[channel]
         self._done(entry)
 
+    def _unfeed(self, entry: Entry) -> None:
+        channel = entry.event["channel"]
+        feeding = self.feeding[channel]
+        feeding[entry.partition] -= 1
+        if feeding[entry.partition] <= 0:
+            del feeding[entry.partition]
+            if not feeding:
+                del self.feeding[channel]
+
     def _done(self, entry: Entry) -> None:
+        self._unfeed(entry)
         self._size -= 1
         offsets = self.open.get(entry.partition)
         if offsets is not None:

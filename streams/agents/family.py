@@ -105,6 +105,8 @@ class Processor:
                 )
             else:
                 unknown[kind] += 1
+        if self.live:
+            metrics.count("streams_raw_records_total", len(records))
         for name, n in folded.items():
             if self.live:
                 metrics.count("streams_records_total", n, family=name)

@@ -9,8 +9,9 @@ held to Ably's per-channel rate, neither stops the reading nor delays the other 
 
 Offsets are committed once their events are done (delivered, dead-lettered or superseded by a
 newer state event), so a worker that dies sends again at most what was not done, with the same
-ids: Ably drops the repeats. Retryable failures (network, 5xx, 429) back off and are sent again
-without limit, still first on their channel: a message is never skipped. Permanent failures go
+ids: Ably drops the repeats. Retryable failures (network, 5xx, 429) are sent again without limit,
+still first on their channel, which alone backs off (the whole sender too when a whole round
+failed): a message is never skipped, and a failing channel does not hold the others back. Permanent failures go
 to the dead-letter topic with the reason.
 """
 
@@ -30,7 +31,7 @@ from aiokafka.structs import TopicPartition
 from streams import metrics
 from streams.ably_sink import Sink
 from streams.codec import dumps, loads
-from streams.outbox import Entry, Outbox
+from streams.outbox import FIRST_BACKOFF, Entry, Outbox
 from streams.topics import DERIVED, DLQ
 
 __all__ = ["GROUP", "Publisher", "batch_spec", "publisher", "supervised"]
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 GROUP = "streams-publisher"
 BATCH = 500  # records read at a time
 ROUND_CHANNELS = 100  # Ably's limit of channels in one batch publish
-MAX_WAITING = 20_000  # events in the outbox before reading pauses
+MAX_WAITING = 20_000  # events in the outbox before reading pauses altogether
 COMMIT_SECONDS = 0.2  # under a burst, commit this often (and whenever the outbox empties)
 MAX_BACKOFF = 30.0
 
@@ -76,23 +77,26 @@ class Publisher:
         sink: Sink,
         dead_letter: DeadLetter,
         outbox: Outbox,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.consumer, self.sink, self.dead_letter = consumer, sink, dead_letter
-        self.outbox, self.sleep = outbox, sleep
+        self.outbox = outbox
         self.in_flight = asyncio.Lock()  # a round being sent, or a rebalance handing over
         self.ready = asyncio.Event()  # set when events arrive
         self.committed: dict[Hashable, int] = {}
         self.last_commit = 0.0
 
     async def run(self) -> None:
-        reading = asyncio.create_task(self.read_forever())
+        """Read and send until one of them fails (its error is raised: the supervisor starts
+        the publisher again) or the publisher is cancelled."""
+        tasks = [asyncio.create_task(self.read_forever()), asyncio.create_task(self.send_forever())]
         try:
-            await self.send_forever()
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
         finally:
-            reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reading
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def read_forever(self) -> None:
         while True:
@@ -100,13 +104,14 @@ class Publisher:
 
     async def read(self) -> None:
         assigned = self.consumer.assignment()
-        full = len(self.outbox) >= MAX_WAITING
-        # Paused, not left unpolled: polling keeps the consumer in its group.
-        if full:
-            self.consumer.pause(*assigned)
-        else:
-            self.consumer.resume(*assigned)
-        fetched = await self.consumer.getmany(timeout_ms=100 if full else 1000, max_records=BATCH)
+        # Not read for now: every partition when the outbox is full, else those feeding a
+        # channel whose backlog is over its bound. Paused, not left unpolled: polling keeps the
+        # consumer in its group.
+        held = set(assigned) if len(self.outbox) >= MAX_WAITING else self.outbox.crowded()
+        self.consumer.pause(*(tp for tp in assigned if tp in held))
+        self.consumer.resume(*(tp for tp in assigned if tp not in held))
+        timeout = 100 if held else 1000
+        fetched = await self.consumer.getmany(timeout_ms=timeout, max_records=BATCH)
         for tp, records in fetched.items():
             for record in records:
                 self.outbox.add(loads(record.value), tp, record.offset, received_at(record))
@@ -114,23 +119,26 @@ class Publisher:
             self.ready.set()
 
     async def send_forever(self) -> None:
-        backoff = 0.25
+        backoff = FIRST_BACKOFF
         while True:
             self.ready.clear()
             async with self.in_flight:
                 sent, retried = await self.send_round()
                 await self.commit(force=not self.outbox)
             metrics.gauge("streams_publish_waiting", len(self.outbox))
-            if retried:
-                await self.sleep(backoff)
+            if sent and retried == sent:
+                # The whole round failed (Ably or the network is down): back off as a whole,
+                # rather than try each channel in turn as its own backoff ends.
+                await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
+            backoff = FIRST_BACKOFF
             if sent:
-                backoff = 0.25
                 continue
-            wait = self.outbox.wait()
+            # Nothing may go now: wait for new events, or for the first channel whose rate
+            # window or backoff ends.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.ready.wait(), wait)
+                await asyncio.wait_for(self.ready.wait(), self.outbox.wait())
 
     async def send_round(self) -> tuple[int, int]:
         """Send one round; (messages sent, messages to retry)."""

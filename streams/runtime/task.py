@@ -109,8 +109,8 @@ class Task:
         self.processor.process(records, self.effects)
         self.next_offset = self.position = records[-1].offset + 1
         for key, value in records[-1].headers or ():
-            if key == "received-at":  # for system health: when the newest webhook came in
-                self.last_received = int(value)
+            if key == "received-at" and value.isdigit():  # for system health (a bad header
+                self.last_received = int(value)  # is the families' to dead-letter)
 
     def tick(self, fire: Callable[[Any, int, int], Iterable[dict[str, Any]]]) -> None:
         """Fold something that is not a record (the reminders' clock) into the batch."""

@@ -169,6 +169,10 @@ def entry_from(event: Event) -> Entry | None:
     describe = DESCRIBE.get(event.type)
     if describe is None or event.location_id is None:
         return None
+    try:
+        at = _at(event_time(event))
+    except (OverflowError, ValueError):  # a time at the ends of the calendar: no entry
+        return None
     kind, contact_id, ref, title = describe(event.body)
     ref = ref if isinstance(ref, str) and ref else None
     if event.type in MESSAGE_TYPES and ref is not None:
@@ -177,7 +181,7 @@ def entry_from(event: Event) -> Entry | None:
         entry_id = event.webhook_id
     return {
         "id": entry_id,
-        "at": _at(event_time(event)),
+        "at": at,
         "kind": kind,
         "contact_id": contact_id,
         "ref": ref,

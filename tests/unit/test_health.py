@@ -41,7 +41,8 @@ def test_figures_are_rates_and_quantiles_over_the_last_window() -> None:
         "http://w1:6066", lambda: {1: 4, 0: 0}, lambda: 1_799_999_999_500, clock
     )
     figures.sample()
-    metrics.count("streams_records_total", 500, family="messages")
+    metrics.count("streams_raw_records_total", 500)
+    metrics.count("streams_records_total", 900, family="activity")  # not records: folds
     for _ in range(90):
         metrics.observe(LATENCY, 0.02)
     for _ in range(10):

@@ -77,11 +77,13 @@ def test_a_waiting_state_event_is_replaced_by_a_newer_one_of_the_same_subject() 
 
 
 def test_a_state_event_on_its_way_is_not_replaced() -> None:
-    outbox = Outbox(rate=50)
+    clock = Clock()
+    outbox = Outbox(rate=50, clock=clock)
     outbox.add(unread(0, "location:l1", "c1", total=1), "p0", 0)
     (sending,) = outbox.round(limit=10)
     outbox.add(unread(1, "location:l1", "c1", total=2), "p0", 1)
     outbox.retry(sending)  # it failed: it goes again, then the newer one
+    clock.now += outbox.wait() or 0
     (again,) = outbox.round(limit=10)
     outbox.delivered(again)
     assert ids([again]) == ["id0:0"] and ids(outbox.round(limit=10)) == ["id1:0"]
@@ -156,3 +158,32 @@ def test_under_a_burst_discrete_events_arrive_once_in_order_and_the_last_state_i
             got = [e for e in sent if e["data"].get("conversation_id") == conversation]
             assert got[-1] == states[-1]
     assert outbox.done_offsets() == {"p0": 3000}
+
+
+def test_a_failed_channel_backs_off_longer_each_time_until_it_delivers() -> None:
+    clock = Clock()
+    outbox = Outbox(rate=50, clock=clock)
+    outbox.add(event(0, "a"), "p0", 0)
+    held = []
+    for _ in range(3):
+        (entry,) = outbox.round(limit=10)
+        outbox.retry(entry)
+        assert outbox.round(limit=10) == []  # held back
+        held.append(outbox.wait())
+        clock.now += outbox.wait() or 0
+    assert held == [0.25, 0.5, 1.0]
+    (entry,) = outbox.round(limit=10)
+    outbox.delivered(entry)
+    outbox.add(event(1, "a"), "p0", 1)
+    assert ids(outbox.round(limit=10)) == ["id1:0"]  # delivered: no backoff left
+
+
+def test_partitions_feeding_a_channel_over_its_backlog_bound_are_crowded() -> None:
+    outbox = Outbox(rate=1)  # a bound of 60 waiting
+    for n in range(61):
+        outbox.add(event(n, "location:busy"), "p0" if n < 60 else "p1", n)
+    outbox.add(event(99, "location:quiet"), "p2", 0)
+    assert outbox.crowded() == {"p0", "p1"}
+    (first,) = [e for e in outbox.round(limit=10) if e.event["channel"] == "location:busy"]
+    outbox.delivered(first)
+    assert outbox.crowded() == set()

@@ -172,9 +172,13 @@ function apply(name, data) {
 }
 
 async function refresh() {
-  state.summary = await call(`/v1/locations/${encodeURIComponent(state.claims.locationId)}/dashboard`);
+  const location = state.claims.locationId || state.claims.location_id; // as the server reads it
+  state.summary = await call(`/v1/locations/${encodeURIComponent(location)}/dashboard`);
   paint();
 }
+
+// A new stream starts from now: paint afresh first, so nothing from the gap is missing.
+const reconnect = () => refresh().then(connect).catch(showError);
 
 async function connect() {
   const request = await call('/v1/realtime/token', { method: 'POST' });
@@ -202,13 +206,13 @@ async function connect() {
     if (event.data || source.readyState === EventSource.CLOSED) {
       setStatus('reconnecting…');
       source.close();
-      setTimeout(() => connect().catch(showError), 2000); // a new token, a new stream
+      setTimeout(reconnect, 2000); // a new token, a new stream
     }
   });
   // Renew a minute before the token expires.
   clearTimeout(state.renew);
   const expires = token.expires ? token.expires - Date.now() - 60000 : 50 * 60000;
-  state.renew = setTimeout(() => connect().catch(showError), Math.max(expires, 10000));
+  state.renew = setTimeout(reconnect, Math.max(expires, 10000));
 }
 
 function showError(error) {

@@ -32,10 +32,6 @@ class ScriptedSink:
         return None
 
 
-async def no_sleep(seconds: float) -> None:
-    return None
-
-
 class Consumer:
     """Only what the sending side touches: commits, recorded with the publishes made by then."""
 
@@ -47,24 +43,40 @@ class Consumer:
         self.commits.append((dict(offsets), len(self.sink.calls)))
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def publisher_of(events: list[tuple[str, int, dict[str, Any]]], sink: ScriptedSink) -> Publisher:
     dead: list[tuple[str, str]] = []
 
     async def dead_letter(event: dict[str, Any], reason: str) -> None:
         dead.append((event["id"], reason))
 
-    outbox = Outbox(rate=50)
+    outbox = Outbox(rate=50, clock=Clock())
     for partition, offset, item in events:
         outbox.add(item, partition, offset)
-    publisher = Publisher(Consumer(sink), sink, dead_letter, outbox, sleep=no_sleep)  # type: ignore[arg-type]
+    publisher = Publisher(Consumer(sink), sink, dead_letter, outbox)  # type: ignore[arg-type]
     publisher.dead = dead  # type: ignore[attr-defined]
     return publisher
 
 
-async def send_all(publisher: Publisher) -> None:
+async def send_all(publisher: Publisher) -> list[float]:
+    """Send until the outbox is empty, the clock jumping over every wait; the waits."""
+    clock, waits = publisher.outbox.clock, []
     while len(publisher.outbox):
-        await publisher.send_round()
+        sent, _ = await publisher.send_round()
         await publisher.commit(force=True)
+        if not sent:
+            wait = publisher.outbox.wait()
+            assert wait is not None and wait > 0
+            waits.append(wait)
+            clock.now += wait  # type: ignore[attr-defined]
+    return waits
 
 
 def test_batch_spec_is_one_message_with_its_own_id_and_json_data() -> None:
@@ -85,11 +97,24 @@ async def test_retryable_failures_are_retried_before_the_channel_moves_on() -> N
     publisher = publisher_of(
         [("p0", 0, derived(1, "a")), ("p0", 1, derived(2, "a")), ("p0", 2, derived(3, "b"))], sink
     )
-    await send_all(publisher)
+    waits = await send_all(publisher)
     sent_to_a = [s["messages"]["id"] for call in sink.calls for s in call if s["channels"] == "a"]
     # id1 three times (two failures), and id2 only after id1 went through: order kept, none lost.
     assert sent_to_a == ["id1:0", "id1:0", "id1:0", "id2:0"]
     assert publisher.dead == []  # type: ignore[attr-defined]
+    # Channel a alone backed off, longer after its second failure; b went in the first round.
+    assert waits == [0.25, 0.5]
+    assert [s["channels"] for s in sink.calls[0]] == ["a", "b"]
+
+
+async def test_a_failing_channel_does_not_hold_the_others_back() -> None:
+    busy = Outcome(False, retryable=True, reason="42913: rate limit")
+    sink = ScriptedSink([{"a": busy}] * 4)
+    events = [("p0", 0, derived(0, "a"))] + [("p0", n, derived(n, "b")) for n in range(1, 6)]
+    publisher = publisher_of(events, sink)
+    await send_all(publisher)
+    to_b = [n for n, call in enumerate(sink.calls) for s in call if s["channels"] == "b"]
+    assert to_b == [0, 1, 2, 3, 4]  # a round each, while a waits out its backoff
 
 
 async def test_permanent_failures_go_to_the_dead_letters_with_the_reason() -> None:
@@ -162,3 +187,25 @@ async def test_without_ably_events_are_counted_as_logged_not_as_published() -> N
     await Publisher(None, LogSink(), no_dead_letter, outbox).send_round()  # type: ignore[arg-type]
     assert counted("streams_published_total") == published
     assert counted("streams_logged_not_published_total") == logged + 2
+
+
+class BrokenReader:
+    """A consumer whose fetch fails: the publisher must fail too, for its supervisor."""
+
+    def assignment(self) -> set[str]:
+        return {"p0"}
+
+    def pause(self, *partitions: str) -> None:
+        return None
+
+    def resume(self, *partitions: str) -> None:
+        return None
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[str, list[Any]]:
+        raise KafkaConnectionError("the broker went away")
+
+
+async def test_a_failure_to_read_stops_the_publisher_so_that_it_is_started_again() -> None:
+    publisher = Publisher(BrokenReader(), LogSink(), no_dead_letter, Outbox(rate=50))  # type: ignore[arg-type]
+    with pytest.raises(KafkaConnectionError):
+        await asyncio.wait_for(publisher.run(), timeout=5)

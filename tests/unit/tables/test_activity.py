@@ -172,6 +172,9 @@ def test_payments_appointments_and_opportunity_moves_are_named() -> None:
 
 def test_what_cannot_be_placed_makes_no_entry_and_raises_nothing() -> None:
     state = tables()
+    # A time Python cannot bring to UTC: no entry, no error (the owning family decides).
+    far = {"type": "NoteCreate", "locationId": "loc-1", "id": "n9", "contactId": "c-1"}
+    assert fold(state, {**far, "dateAdded": "9999-12-31T23:59:59-01:00"}) == [None]
     assert fold(state, {"type": "NoteCreate", "id": "n1"}, {"type": "UserCreate", "id": "u"}) == [
         None,
         None,
