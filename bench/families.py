@@ -1,8 +1,8 @@
 """Row 2b, the upper bound of row 2: the live worker's families (`streams.app.live_families`,
 what `create_worker` runs) folding the same raw records over plain dicts, in this
 process, with no Kafka, no RocksDB, no transactions and no runtime: only what the worker's
-`Processor` does per record (`headers_and_type`, `Event.from_record` per family that owns the
-type, the family's handler). The records are read from the pre-filled topic first, outside the
+`Processor` does per record (`headers_and_type`, `Event.from_record` once, the handler of each
+family that owns the type). The records are read from the pre-filled topic first, outside the
 timing.
 
 `owners` and `fold_record` are also what the Quix Streams peer runs (bench.peer_quix), over its
@@ -45,8 +45,11 @@ def fold_record(by_type: Owners, record: Any) -> None:
     """What the worker's `Processor` does with one record (whose content is good: the bench
     traffic has no bad records, so an error here stops the bench)."""
     headers, kind = headers_and_type(record)
-    for handle in by_type.get(kind, ()):
-        handle(Event.from_record(record.value, headers, record.partition, record.offset))
+    handles = by_type.get(kind, ())
+    if handles:  # decoded once, for every family that owns the type
+        event = Event.from_record(record.value, headers, record.partition, record.offset)
+        for handle in handles:
+            handle(event)
 
 
 async def raw_records(bootstrap: str, count: int) -> list[Any]:

@@ -273,7 +273,7 @@ def activity_answer(
     return {
         "location_id": location_id,
         "contact_id": contact_id,
-        "entries": list(entries or []),
+        "entries": list(reversed(entries or [])),  # kept oldest first
     }
 
 
@@ -318,5 +318,5 @@ def dashboard_answer(
         "unread": sum(entry["unread"] for entry in (unread or {}).values()),
         "appointments": [appointment_entry(a, b) for _, a, b in upcoming],
         "open_tasks": len(tasks or {}),
-        "activity": list(activity or [])[:DASHBOARD_ACTIVITY],
+        "activity": list(reversed(activity or []))[:DASHBOARD_ACTIVITY],  # newest first
     }

@@ -214,7 +214,8 @@ def format_minor(minor: int, currency: str) -> str:
 
 
 # The activity feed as documented: the newest 100 entries of a location and 50 of a contact, by
-# event time then entry id; an entry's id is its webhook id, a message's `message:{messageId}`.
+# event time then entry id; an entry is one (time, id), its id the webhook id, a message's
+# `message:{messageId}`.
 FEED_LOCATION, FEED_CONTACT = 100, 50
 STATE_NOTIFICATIONS = frozenset({"unread-changed", "revenue-update"})
 
@@ -291,7 +292,7 @@ def _feed_entry(feeds: dict[Any, list[tuple[str, str]]], body: dict[str, Any]) -
         chosen.append(((location, contact), FEED_CONTACT))
     for feed, keep in chosen:
         entries = feeds[feed]
-        if any(e[1] == entry_id for e in entries):
+        if (at, entry_id) in entries:
             continue
         entries = sorted([*entries, (at, entry_id)], reverse=True)[:keep]
         feeds[feed] = entries

@@ -90,10 +90,17 @@ class Processor:
                 # A dead letter re-driven by `streams dlq retry` is meant for the family that
                 # failed it; the others processed the original already.
                 retried_by = headers.get(REDRIVE_FAMILY)
-                for name, handle in owned:
-                    if retried_by not in (None, name.encode()):
-                        continue
-                    if self._fold(name, handle, record, headers, effects):
+                chosen = [(n, h) for n, h in owned if retried_by in (None, n.encode())]
+                try:  # decoded once, for every family that owns the type
+                    event = Event.from_record(
+                        record.value, headers, record.partition, record.offset
+                    )
+                except CONTENT_ERRORS as exc:
+                    for name, _ in chosen:
+                        self._dead_letter(record, headers, name, str(exc), effects)
+                    continue
+                for name, handle in chosen:
+                    if self._fold(name, handle, event, record, headers, effects):
                         folded[name] += 1
             elif not kind:
                 self._dead_letter(
@@ -116,12 +123,17 @@ class Processor:
             metrics.count("streams_unknown_types_total", n, type=kind)
 
     def _fold(
-        self, name: str, handle: Handler, record: Any, headers: dict[str, bytes], effects: Effects
+        self,
+        name: str,
+        handle: Handler,
+        event: Event,
+        record: Any,
+        headers: dict[str, bytes],
+        effects: Effects,
     ) -> bool:
         state = self.state
         state.begin_record()
         try:
-            event = Event.from_record(record.value, headers, record.partition, record.offset)
             emitted = handle(event)
         except CONTENT_ERRORS as exc:
             state.rollback_record()

@@ -7,18 +7,20 @@ contact and the newest `LOCATION_ENTRIES` of a location, by when it happened (th
 equal times by entry id, so that the order, and what a redelivery does, never depend on when a
 record arrived).
 
-An entry's id is its webhook's id (a message's: its message id, so a status update or a
-redelivery of the message is no new entry): a redelivered webhook adds nothing. Entries go to
+An entry is one (time, id): its id is its webhook's id (a message's: its message id, so a
+status update of the message, which states the same `dateAdded`, is no new entry), and a
+redelivered webhook adds nothing. Each feed is kept oldest first; the answers turn it round. Entries go to
 location-wide channels, so their titles carry no e-mail address or phone number and message
 previews are short. The fold never refuses a record: what it cannot place (no location, no
 time) simply adds no entry, and the family that owns the record says why it is bad.
 
-Tables: `activity_by_contact` ("{location}/{contact}" -> [Entry]) and `activity_by_location`
-(location id -> [Entry]).
+Tables: `activity_by_contact` ("{location}/{contact}" -> [Entry], oldest first) and
+`activity_by_location` (location id -> [Entry], oldest first).
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypedDict
@@ -190,18 +192,24 @@ def entry_from(event: Event) -> Entry | None:
 
 
 def add(entries: list[Entry] | None, entry: Entry, keep: int) -> list[Entry] | None:
-    """`entries` (newest first) with `entry` in its place, the newest `keep` of them; None when
+    """`entries` (oldest first) with `entry` in its place, the newest `keep` of them; None when
     it changes nothing (already there, or older than all `keep` kept)."""
     current = entries or []
-    if any(e["id"] == entry["id"] for e in current):
+    # Ordered by (time, id): a redelivery lands on itself, or, once dropped, below the oldest
+    # kept; either way it changes nothing. What happens now goes last; else a binary search.
+    order = _order(entry)
+    if not current or order > _order(current[-1]):
+        return [*current[-keep + 1 :], entry] if keep > 1 else [entry]
+    position = bisect.bisect_left(current, order, key=_order)
+    if position < len(current) and _order(current[position]) == order:
         return None
-    # Newest first, by (time, id): a redelivery of an entry dropped from the list lands where it
-    # was, past the newest `keep`, and changes nothing.
-    key = (entry["at"], entry["id"])
-    position = next((n for n, e in enumerate(current) if (e["at"], e["id"]) < key), len(current))
-    if position >= keep:
+    if position == 0 and len(current) >= keep:
         return None
-    return [*current[:position], entry, *current[position:]][:keep]
+    return [*current[:position], entry, *current[position:]][-keep:]
+
+
+def _order(entry: Entry) -> tuple[str, str]:
+    return entry["at"], entry["id"]
 
 
 def update(tables: Tables, event: Event) -> Entry | None:

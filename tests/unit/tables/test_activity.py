@@ -27,6 +27,10 @@ def message(message_id: str, at: str, kind: str = "InboundMessage", **fields: An
     }
 
 
+def newest_first(state: dict[str, dict[Any, Any]], table: str, key: str) -> list[Any]:
+    return list(reversed(state[table][key]))  # kept oldest first
+
+
 def kinds(entries: list[Any]) -> list[str]:
     return [e["kind"] for e in entries]
 
@@ -60,11 +64,11 @@ def test_the_feeds_hold_entries_newest_first_by_when_they_happened() -> None:
             "dateAdded": "2026-03-01T12:00:00Z",
         },
     )
-    location = state[activity.ACTIVITY_BY_LOCATION]["loc-1"]
+    location = newest_first(state, activity.ACTIVITY_BY_LOCATION, "loc-1")
     assert kinds(location) == ["note-added", "message-received", "task-created", "contact-created"]
     assert [e["at"] for e in location][-1] == "2026-03-01T09:00:00.000Z"
     assert location[-1]["title"] == "Ada Byron"
-    contact = state[activity.ACTIVITY_BY_CONTACT]["loc-1/c-1"]
+    contact = newest_first(state, activity.ACTIVITY_BY_CONTACT, "loc-1/c-1")
     assert kinds(contact) == ["note-added", "message-received", "contact-created"]
 
 
@@ -75,7 +79,7 @@ def test_a_redelivery_or_a_status_update_of_a_message_adds_nothing() -> None:
     assert activity.update(state, first) is None
     status = message("m2", "2026-03-01T11:05:00Z", "OutboundMessage", status="sent")
     assert fold(state, status, {**status, "status": "delivered"})[1] is None
-    assert kinds(state[activity.ACTIVITY_BY_LOCATION]["loc-1"]) == [
+    assert kinds(newest_first(state, activity.ACTIVITY_BY_LOCATION, "loc-1")) == [
         "message-sent",
         "message-received",
     ]
@@ -85,8 +89,8 @@ def test_only_the_newest_are_kept() -> None:
     state = tables()
     bodies = [message(f"m{n}", f"2026-03-01T10:{n // 60:02d}:{n % 60:02d}Z") for n in range(120)]
     fold(state, *bodies)
-    location = state[activity.ACTIVITY_BY_LOCATION]["loc-1"]
-    contact = state[activity.ACTIVITY_BY_CONTACT]["loc-1/c-1"]
+    location = newest_first(state, activity.ACTIVITY_BY_LOCATION, "loc-1")
+    contact = newest_first(state, activity.ACTIVITY_BY_CONTACT, "loc-1/c-1")
     assert len(location) == activity.LOCATION_ENTRIES and len(contact) == activity.CONTACT_ENTRIES
     assert (
         location[0]["ref"] == "m119" and contact[-1]["ref"] == f"m{120 - activity.CONTACT_ENTRIES}"
@@ -99,16 +103,19 @@ def test_equal_times_are_ordered_by_id_whatever_the_arrival() -> None:
     for order in (("m1", "m2"), ("m2", "m1")):
         state = tables()
         fold(state, *(message(m, "2026-03-01T11:00:00Z") for m in order))
-        assert [e["ref"] for e in state[activity.ACTIVITY_BY_LOCATION]["loc-1"]] == ["m2", "m1"]
+        assert [e["ref"] for e in newest_first(state, activity.ACTIVITY_BY_LOCATION, "loc-1")] == [
+            "m2",
+            "m1",
+        ]
 
 
 def test_a_redelivery_of_an_entry_dropped_from_the_feed_changes_nothing() -> None:
     state = tables()
     same_time = [message(f"m{n:03d}", "2026-03-01T11:00:00Z") for n in range(120)]
     fold(state, *same_time)
-    kept = list(state[activity.ACTIVITY_BY_LOCATION]["loc-1"])
+    kept = list(newest_first(state, activity.ACTIVITY_BY_LOCATION, "loc-1"))
     assert fold(state, same_time[0], same_time[5]) == [None, None]  # both were dropped
-    assert state[activity.ACTIVITY_BY_LOCATION]["loc-1"] == kept
+    assert newest_first(state, activity.ACTIVITY_BY_LOCATION, "loc-1") == kept
 
 
 def test_entries_carry_no_contact_details_and_short_previews() -> None:
