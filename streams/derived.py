@@ -20,6 +20,7 @@ __all__ = [
     "derived_event",
     "location_channel",
     "location_safe",
+    "message_id",
     "preview",
     "state_subject",
     "typing_channel",
@@ -70,14 +71,18 @@ def typing_channel(location_id: str) -> str:
     return f"typing:{location_id}"
 
 
+def message_id(*parts: str) -> str:
+    """An Ably message id that is the same whenever `parts` are: a digest, in the `<base>:<n>`
+    form Ably expects of client-supplied ids."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode() + ":0"
+
+
 def derived_event(name: str, channel: str, data: dict[str, Any], source: Event) -> dict[str, Any]:
-    digest = hashlib.sha256(f"{source.webhook_id}\x1f{name}\x1f{channel}".encode()).digest()
-    # `<base>:<n>` is the form Ably expects of client-supplied ids.
-    message_id = base64.urlsafe_b64encode(digest[:18]).decode() + ":0"
     if channel.startswith("location:"):
         data = location_safe(data)
     return {
-        "id": message_id,
+        "id": message_id(source.webhook_id, name, channel),
         "name": name,
         "channel": channel,
         "occurred_at": event_time(source).isoformat().replace("+00:00", "Z"),

@@ -24,7 +24,9 @@ __all__ = [
     "event_type",
     "local_date",
     "parse_time",
+    "received_at_header",
     "record_headers",
+    "utc_millis",
     "webhook_id",
     "zone",
 ]
@@ -139,6 +141,19 @@ def record_headers(
         ("source", source.encode()),
         ("signature", signature.encode()),
     ]
+
+
+def utc_millis(moment: datetime) -> str:
+    """UTC, ISO-8601 to the millisecond, `Z`: one length, so such times sort as text."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def received_at_header(headers: Iterable[tuple[str, bytes]] | None) -> int | None:
+    """A record's `received-at` header (ms), when it has a readable one."""
+    for key, value in headers or ():
+        if key == "received-at":
+            return int(value) if value.isdigit() else None
+    return None
 
 
 def parse_time(value: object) -> datetime | None:

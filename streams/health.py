@@ -12,8 +12,6 @@ the next second's supersedes it, so a failed publish is not retried.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import logging
 import time
 from collections import deque
@@ -24,7 +22,8 @@ from typing import Any
 from streams import metrics
 from streams.ably_sink import Sink
 from streams.agents.publisher import batch_spec
-from streams.derived import ADMIN_CHANNEL
+from streams.derived import ADMIN_CHANNEL, message_id
+from streams.events import utc_millis
 
 __all__ = ["WINDOW", "HealthFigures", "health_publisher", "quantile"]
 
@@ -46,11 +45,6 @@ def quantile(q: float, buckets: list[float]) -> float | None:
             return lower + (bound - lower) * (rank - seen) / n
         seen, lower = seen + n, bound
     return metrics.SECONDS_BUCKETS[-1]  # in the +Inf bucket: at least the largest bound
-
-
-def _iso(seconds: float) -> str:
-    moment = datetime.fromtimestamp(seconds, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class HealthFigures:
@@ -80,7 +74,7 @@ class HealthFigures:
         last = self.last_received()
         return {
             "worker": self.worker,
-            "at": _iso(now),
+            "at": utc_millis(datetime.fromtimestamp(now, tz=UTC)),
             "records_per_second": round((records - records_then) / elapsed, 1) if elapsed else 0.0,
             "consumer_lag": {str(p): n for p, n in sorted(self.lag().items())},
             "dead_letters": int(metrics.counted("streams_dead_letters_total")),
@@ -92,7 +86,9 @@ class HealthFigures:
                 metrics.counted("streams_dead_letters_total", family="publisher")
             ),
             "publish_retries": int(metrics.counted("streams_publish_retries_total")),
-            "last_webhook_at": None if last is None else _iso(last / 1000),
+            "last_webhook_at": None
+            if last is None
+            else utc_millis(datetime.fromtimestamp(last / 1000, tz=UTC)),
         }
 
 
@@ -105,9 +101,8 @@ def health_publisher(
         while True:
             await asyncio.sleep(every)
             data = figures.sample()
-            digest = hashlib.sha256(f"{figures.worker}\x1f{data['at']}".encode()).digest()
             event = {
-                "id": base64.urlsafe_b64encode(digest[:18]).decode() + ":0",
+                "id": message_id(figures.worker, data["at"]),
                 "name": "system-health",
                 "channel": ADMIN_CHANNEL,
                 "data": data,

@@ -31,6 +31,7 @@ from aiokafka.structs import TopicPartition
 from streams import metrics
 from streams.ably_sink import Sink
 from streams.codec import dumps, loads
+from streams.events import received_at_header
 from streams.outbox import FIRST_BACKOFF, Entry, Outbox
 from streams.topics import DERIVED, DLQ
 
@@ -58,14 +59,6 @@ def batch_spec(event: dict[str, Any]) -> dict[str, Any]:
             "encoding": "json",
         },
     }
-
-
-def received_at(record: Any) -> int | None:
-    """When the webhook a derived record comes from was received (ms), if it comes from one."""
-    for key, value in record.headers or ():
-        if key == "received-at":
-            return int(value)
-    return None
 
 
 class Publisher:
@@ -114,7 +107,8 @@ class Publisher:
         fetched = await self.consumer.getmany(timeout_ms=timeout, max_records=BATCH)
         for tp, records in fetched.items():
             for record in records:
-                self.outbox.add(loads(record.value), tp, record.offset, received_at(record))
+                received = received_at_header(record.headers)  # from a webhook, if it has it
+                self.outbox.add(loads(record.value), tp, record.offset, received)
         if fetched:
             self.ready.set()
 

@@ -25,6 +25,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.agents.family import Family, Processor
+from streams.events import received_at_header
 from streams.runtime.changelog import StaleCheckpoint, restore
 from streams.runtime.state import PartitionState
 from streams.runtime.store import Store
@@ -108,9 +109,8 @@ class Task:
     def fold(self, records: Sequence[Any]) -> None:
         self.processor.process(records, self.effects)
         self.next_offset = self.position = records[-1].offset + 1
-        for key, value in records[-1].headers or ():
-            if key == "received-at" and value.isdigit():  # for system health (a bad header
-                self.last_received = int(value)  # is the families' to dead-letter)
+        # For system health (a bad header is the families' to dead-letter).
+        self.last_received = received_at_header(records[-1].headers) or self.last_received
 
     def tick(self, fire: Callable[[Any, int, int], Iterable[dict[str, Any]]]) -> None:
         """Fold something that is not a record (the reminders' clock) into the batch."""

@@ -79,8 +79,7 @@ class Effects:
         self.derived_received.extend([received_at] * len(events))
 
 
-# key, value, headers, timestamp (ms; None: the producer's clock)
-Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int | None]
+Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]  # key, value, headers
 
 
 def _derived(effects: Effects) -> Iterator[Record]:
@@ -88,7 +87,7 @@ def _derived(effects: Effects) -> Iterator[Record]:
     for n, event in enumerate(effects.derived):
         at = received[n] if n < len(received) else None
         headers = [] if at is None else [("received-at", str(at).encode())]
-        yield event["channel"].encode(), dumps(event), headers, None
+        yield event["channel"].encode(), dumps(event), headers
 
 
 class Transaction:
@@ -157,17 +156,12 @@ class Transaction:
             await producer.begin_transaction()
             try:
                 # Step 2
-                sent = await self._append(self.changelog, ((k, v, [], None) for k, v, _ in changes))
+                sent = await self._append(self.changelog, ((k, v, []) for k, v, _ in changes))
                 # Step 3: to the source partition's own partition of each topic (the derived
                 # topic's key stays the channel): a transaction touches as few partitions as it
                 # can, and a channel's events (all from one location) stay in order.
                 pending = [f for f, _ in await self._append(self.derived, _derived(effects))]
-                pending += [
-                    f
-                    for f, _ in await self._append(
-                        self.dead, ((k, v, h, None) for k, v, h in effects.dead_letters)
-                    )
-                ]
+                pending += [f for f, _ in await self._append(self.dead, effects.dead_letters)]
                 # Step 4
                 if next_offset is not None:
                     await producer.send_offsets_to_transaction(
@@ -187,15 +181,15 @@ class Transaction:
         return int(metadata[len(sent) - 1].offset) + sent[-1][1]
 
     async def _append(self, tp: TopicPartition | None, records: Iterable[Record]) -> list[Any]:
-        """Send records to `tp` in as few record batches as fit: (delivery future, records) of
-        each."""
+        """Send (key, value, headers) records to `tp` in as few record batches as fit:
+        (delivery future, records) of each."""
         producer, sent = self.producer, []
         batch, count = producer.create_batch(), 0
-        for key, value, headers, at in records:
-            if batch.append(key=key, value=value, timestamp=at, headers=headers) is None:
+        for key, value, headers in records:
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 sent.append((await self._send(batch, tp), count))
                 batch, count = producer.create_batch(), 0
-                batch.append(key=key, value=value, timestamp=at, headers=headers)
+                batch.append(key=key, value=value, timestamp=None, headers=headers)
             count += 1
         if count:
             sent.append((await self._send(batch, tp), count))

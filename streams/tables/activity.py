@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from streams.derived import location_safe, preview
-from streams.events import Event, event_time
+from streams.events import Event, event_time, utc_millis
 from streams.money import MoneyError, decimal_amount
 from streams.tables.projection import Fold, Tables
 
@@ -162,17 +161,13 @@ TYPES = frozenset(DESCRIBE)
 MESSAGE_TYPES = frozenset({"InboundMessage", "OutboundMessage"})
 
 
-def _at(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def entry_from(event: Event) -> Entry | None:
     """The entry `event` makes; None when it makes none (not an activity, or no location)."""
     describe = DESCRIBE.get(event.type)
     if describe is None or event.location_id is None:
         return None
     try:
-        at = _at(event_time(event))
+        at = utc_millis(event_time(event))
     except (OverflowError, ValueError):  # a time at the ends of the calendar: no entry
         return None
     kind, contact_id, ref, title = describe(event.body)

@@ -70,3 +70,13 @@ def test_local_date_falls_back_to_utc_for_unknown_zones() -> None:
     assert local_date(moment, "America/Chicago").isoformat() == "2026-03-01"
     assert local_date(moment, "Not/AZone").isoformat() == "2026-03-02"
     assert local_date(moment, None).isoformat() == "2026-03-02"
+
+
+def test_a_records_received_at_header_is_read_when_it_is_a_number() -> None:
+    from streams.events import received_at_header
+
+    assert received_at_header([("source", b"live"), ("received-at", b"1700000000123")]) == (
+        1_700_000_000_123
+    )
+    assert received_at_header([("received-at", b"soon")]) is None
+    assert received_at_header(None) is None
