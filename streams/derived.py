@@ -20,6 +20,7 @@ __all__ = [
     "derived_event",
     "location_channel",
     "location_safe",
+    "masked",
     "message_id",
     "preview",
     "state_subject",
@@ -101,6 +102,13 @@ def preview(text: str) -> str:
     return flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1] + "…"
 
 
+def masked(text: str) -> str:
+    """`text` with e-mail addresses and phone numbers masked."""
+    if "@" in text:
+        text = _EMAIL.sub("[email]", text)
+    return _PHONE.sub("[phone]", text)
+
+
 def location_safe(data: dict[str, Any]) -> dict[str, Any]:
     """`data` without e-mail addresses or phone numbers, for location-wide channels: personal
     fields are dropped, and addresses and numbers in free text are masked."""
@@ -109,7 +117,7 @@ def location_safe(data: dict[str, Any]) -> dict[str, Any]:
         if key in _PERSONAL_FIELDS:
             continue
         if key in _FREE_TEXT and isinstance(value, str):
-            value = _PHONE.sub("[phone]", _EMAIL.sub("[email]", value))
+            value = masked(value)
         elif isinstance(value, dict):
             value = location_safe(value)
         safe[key] = value

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -57,17 +57,19 @@ class Event:
     source: str
     partition: int = 0
     offset: int = 0
+    # Read by most families for each record: worked out once (the body is never changed).
+    location_id: str | None = field(init=False, compare=False)
+    _time: datetime | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        value = self.body.get("locationId")
+        if not value and self.body.get("altType") == "location":
+            value = self.body.get("altId")
+        object.__setattr__(self, "location_id", value if isinstance(value, str) and value else None)
 
     @property
     def live(self) -> bool:
         return self.source == "live"
-
-    @property
-    def location_id(self) -> str | None:
-        value = self.body.get("locationId")
-        if not value and self.body.get("altType") == "location":
-            value = self.body.get("altId")
-        return value if isinstance(value, str) and value else None
 
     @classmethod
     def from_record(
@@ -169,6 +171,14 @@ def parse_time(value: object) -> datetime | None:
 
 def event_time(event: Event) -> datetime:
     """`timestamp`, else `updatedAt`, else `dateAdded`, else the `received-at` header."""
+    moment = event._time  # several families ask for it: parsed once per event
+    if moment is None:
+        moment = _event_time(event)
+        object.__setattr__(event, "_time", moment)
+    return moment
+
+
+def _event_time(event: Event) -> datetime:
     for name in ("timestamp", "updatedAt", "dateAdded"):
         parsed = parse_time(event.body.get(name))
         if parsed is not None:

@@ -21,10 +21,11 @@ Tables: `activity_by_contact` ("{location}/{contact}" -> [Entry], oldest first) 
 from __future__ import annotations
 
 import bisect
+import operator
 from collections.abc import Callable
 from typing import Any, TypedDict
 
-from streams.derived import location_safe, preview
+from streams.derived import masked, preview
 from streams.events import Event, event_time, utc_millis
 from streams.money import MoneyError, decimal_amount
 from streams.tables.projection import Fold, Tables
@@ -182,7 +183,7 @@ def entry_from(event: Event) -> Entry | None:
         "kind": kind,
         "contact_id": contact_id,
         "ref": ref,
-        "title": location_safe({"title": title})["title"],
+        "title": masked(title) if isinstance(title, str) else title,
     }
 
 
@@ -203,8 +204,7 @@ def add(entries: list[Entry] | None, entry: Entry, keep: int) -> list[Entry] | N
     return [*current[:position], entry, *current[position:]][-keep:]
 
 
-def _order(entry: Entry) -> tuple[str, str]:
-    return entry["at"], entry["id"]
+_order = operator.itemgetter("at", "id")  # an entry's place: (time, id)
 
 
 def update(tables: Tables, event: Event) -> Entry | None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
@@ -182,7 +183,7 @@ def test_event_time_prefers_timestamp_then_updated_at_then_date_added_then_recei
 )
 def test_malformed_fields_are_bad_records_with_a_reason(change: dict, reason: str) -> None:
     e = invoice("paid", 10)
-    broken = type(e)(**{**{f: getattr(e, f) for f in e.__slots__}, "body": {**e.body, **change}})
+    broken = dataclasses.replace(e, body={**e.body, **change})
     with pytest.raises(BadRecord, match=reason):
         payment_from(broken)
 
