@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import MAXYEAR, MINYEAR, UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -93,6 +93,8 @@ class Event:
             raise BadRecord(
                 "headers received-at, event-type, webhook-id or source unreadable"
             ) from None
+        if not 0 <= received_at < _LAST_YEAR_MS:
+            raise BadRecord(f"header received-at {received_at} is not a time in ms")
         return cls(
             type=kind or event_type(body),
             body=body,
@@ -145,6 +147,9 @@ def record_headers(
     ]
 
 
+_LAST_YEAR_MS = int(datetime(MAXYEAR, 1, 1, tzinfo=UTC).timestamp() * 1000)
+
+
 def utc_millis(moment: datetime) -> str:
     """UTC, ISO-8601 to the millisecond, `Z`: one length, so such times sort as text."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -159,12 +164,17 @@ def received_at_header(headers: Iterable[tuple[str, bytes]] | None) -> int | Non
 
 
 def parse_time(value: object) -> datetime | None:
-    """An ISO-8601 timestamp (UTC when it has no offset) as an aware datetime, else None."""
+    """An ISO-8601 timestamp (UTC when it has no offset) as an aware datetime, else None.
+
+    A time in the first or last year of the calendar reads as None too: its UTC or local date
+    may lie outside what a datetime can hold (OverflowError in every projection that asks)."""
     if not isinstance(value, str) or not value:
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
+        return None
+    if not MINYEAR < parsed.year < MAXYEAR:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 

@@ -167,10 +167,7 @@ def entry_from(event: Event) -> Entry | None:
     describe = DESCRIBE.get(event.type)
     if describe is None or event.location_id is None:
         return None
-    try:
-        at = utc_millis(event_time(event))
-    except (OverflowError, ValueError):  # a time at the ends of the calendar: no entry
-        return None
+    at = utc_millis(event_time(event))
     kind, contact_id, ref, title = describe(event.body)
     ref = ref if isinstance(ref, str) and ref else None
     if event.type in MESSAGE_TYPES and ref is not None:

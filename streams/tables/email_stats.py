@@ -13,7 +13,7 @@ Tables: `email_stats` (location id -> LocationEmailStats) and `email_events`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import MAXYEAR, MINYEAR, UTC, datetime
 from typing import TypedDict
 
 from streams.events import BadRecord, Event, event_time, local_date
@@ -67,6 +67,8 @@ def email_event_from(event: Event) -> EmailEvent:
     elif isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
         try:
             occurred_at = datetime.fromtimestamp(seconds, tz=UTC)
+            if not MINYEAR < occurred_at.year < MAXYEAR:  # its local date may not exist
+                raise ValueError
         except (OverflowError, OSError, ValueError):
             raise BadRecord(
                 f"{EMAIL_STATS_TYPE}: webhookPayload.timestamp {seconds!r} is not a time"

@@ -122,6 +122,27 @@ def hostile_cases(location: str) -> st.SearchStrategy[tuple[str, bytes, list[tup
             )
         ),
         wrong_types.map(lambda body: signed("wrong types", json.dumps(body).encode())),
+        st.builds(
+            # Valid but for a time whose UTC or local date no datetime holds; in a location of
+            # its own (with a far-east zone), so it never counts as the valid traffic below.
+            lambda kind, moment, n: {
+                "type": kind,
+                "locationId": f"{location}-far",
+                "id": f"far-{n}",
+                "contactId": f"far-c{n}",
+                "conversationId": f"far-cv{n}",
+                "messageId": f"far-m{n}",
+                "timezone": "Pacific/Kiritimati",
+                "dateAdded": moment,
+                "timestamp": moment,
+                "startTime": moment,
+            },
+            st.sampled_from(
+                ["LocationSettingsUpdated", "ContactCreate", "InboundMessage", "AppointmentCreate"]
+            ),
+            st.sampled_from(["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+14:00"]),
+            st.integers(min_value=0, max_value=10**6),
+        ).map(lambda body: signed("a time at the calendar's ends", json.dumps(body).encode())),
         st.integers(min_value=MAX_BYTES + 1, max_value=MAX_BYTES * 3).map(
             lambda size: signed("huge body", b'{"x": "' + b"a" * size + b'"}')
         ),
@@ -268,7 +289,13 @@ def test_fuzzed_ingress_answers_every_request_and_keeps_processing(
         secret in json.dumps(answer) for answer in answers for secret in (API_TOKEN, JWT_SECRET)
     )
     # Every sort of junk was tried; the ones that can never be valid were all refused.
-    assert set(tried) >= {"random bytes", "huge body", "missing signature", "wrong types"}
+    assert set(tried) >= {
+        "random bytes",
+        "huge body",
+        "missing signature",
+        "wrong types",
+        "a time at the calendar's ends",
+    }
     for kind in ("missing signature", "huge body", "replayed signature, altered body"):
         assert refused[kind] == tried[kind], (kind, tried, refused)
     record_figures(

@@ -48,6 +48,12 @@ def test_undecodable_or_non_object_bodies_are_bad_records(raw: bytes) -> None:
         Event.from_record(raw, [])
 
 
+@pytest.mark.parametrize("received_at", [b"-1", b"99999999999999999999", b"noon"])
+def test_a_received_at_header_that_is_no_time_is_a_bad_record(received_at: bytes) -> None:
+    with pytest.raises(BadRecord, match="received-at"):
+        Event.from_record(b'{"type": "X"}', [("received-at", received_at)])
+
+
 def test_invoice_type_is_inferred_from_status_when_type_is_absent() -> None:
     assert event_type({"_id": "i", "amountPaid": 1, "status": "paid"}) == "InvoicePaid"
     assert event_type({"_id": "i", "amountPaid": 1, "status": "partially_paid"}) == (
@@ -62,6 +68,10 @@ def test_times_parse_with_z_offsets_or_none() -> None:
     assert parse_time("2025-05-19T12:48:50.972Z") == datetime(2025, 5, 19, 12, 48, 50, 972000, UTC)
     assert parse_time("2025-05-19T12:48:50") == datetime(2025, 5, 19, 12, 48, 50, tzinfo=UTC)
     assert parse_time("yesterday") is None
+    # The calendar's first and last years: their UTC or local dates may not exist.
+    assert parse_time("9999-12-31T23:59:59-01:00") is None
+    assert parse_time("0001-01-01T00:00:00+14:00") is None
+    assert parse_time("9998-12-31T23:59:59Z") == datetime(9998, 12, 31, 23, 59, 59, tzinfo=UTC)
     assert parse_time(1700000000) is None
 
 

@@ -372,3 +372,65 @@ def test_a_late_redelivery_of_the_old_start_does_not_bring_its_reminder_back() -
     assert pending["a1"]["start_time"] == later
     tick = SimpleNamespace(partition=0, offset=0)
     assert due_reminders(tables, 0, 1, datetime.now(UTC), timedelta(minutes=15), tick) == []
+
+
+@pytest.mark.parametrize(
+    "moment", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59"]
+)
+def test_times_at_the_ends_of_the_calendar_fold_or_dead_letter_never_crash(moment: str) -> None:
+    # A local date or UTC of such a time lies outside what datetime can hold (OverflowError);
+    # every family must fold it or dead-letter it, never stop the stream.
+    tables = live_tables()
+    for zone in ("Pacific/Kiritimati", "Pacific/Pago_Pago"):
+        for _, module in FAMILIES:
+            handle = module.handler(tables)
+            settings = {"type": "LocationSettingsUpdated", "id": "loc-1", "timezone": zone}
+            if "LocationSettingsUpdated" in module.TYPES:
+                handle(event({**settings, "locationId": "loc-1"}))
+            for kind in sorted(module.TYPES):
+                body: dict[str, Any] = {"type": kind, "locationId": "loc-1", "id": "x-1"}
+                for name in (
+                    "timestamp",
+                    "dateAdded",
+                    "dateUpdated",
+                    "updatedAt",
+                    "startTime",
+                    "endTime",
+                    "dueDate",
+                    "completedAt",
+                    "lastStatusChangeAt",
+                    "createdAt",
+                    "issueDate",
+                    "date",
+                ):
+                    body[name] = moment
+                body.update(
+                    contactId="c-1",
+                    conversationId="cv-1",
+                    assignedTo="u-1",
+                    amountPaid=100,
+                    currency="USD",
+                    status="paid",
+                    _id="i-1",
+                    altId="loc-1",
+                    altType="location",
+                    messageType="SMS",
+                    direction="inbound",
+                    appointmentStatus="confirmed",
+                    calendarId="cal-1",
+                    pipelineId="p-1",
+                    pipelineStageId="s-1",
+                    monetaryValue=10,
+                    companyId="co-1",
+                )
+                if kind == "LCEmailStats":
+                    body["webhookPayload"] = {
+                        "event": "delivered",
+                        "id": "e-1",
+                        "timestamp": 253402300799,
+                    }
+                try:
+                    out = handle(event(body))
+                except BadRecord:
+                    continue
+                assert isinstance(out, list), (module, kind)

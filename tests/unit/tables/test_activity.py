@@ -179,9 +179,10 @@ def test_payments_appointments_and_opportunity_moves_are_named() -> None:
 
 def test_what_cannot_be_placed_makes_no_entry_and_raises_nothing() -> None:
     state = tables()
-    # A time Python cannot bring to UTC: no entry, no error (the owning family decides).
+    # A time Python cannot bring to UTC reads as no time: the entry is placed when received.
     far = {"type": "NoteCreate", "locationId": "loc-1", "id": "n9", "contactId": "c-1"}
-    assert fold(state, {**far, "dateAdded": "9999-12-31T23:59:59-01:00"}) == [None]
+    [placed] = fold(state, {**far, "dateAdded": "9999-12-31T23:59:59-01:00"})
+    assert placed is not None and placed["at"] == "2023-11-14T22:13:20.000Z"
     assert fold(state, {"type": "NoteCreate", "id": "n1"}, {"type": "UserCreate", "id": "u"}) == [
         None,
         None,
