@@ -24,6 +24,10 @@ from streams.topics import RAW_WEBHOOKS, RECORD_MAX_BYTES, raw_key
 __all__ = ["Incoming", "KafkaUnavailable", "RawLog"]
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 @dataclass(frozen=True, slots=True)
 class Incoming:
     """A body on its way into the raw log, with what is known of it besides the body."""
@@ -56,13 +60,14 @@ class RawLog:
         received_at: int | None = None,
     ) -> RecordMetadata:
         """Write `body` (the exact bytes of `payload`) and wait for Kafka's acknowledgement."""
-        [written] = await self.append_many(
-            [Incoming(body, payload, received_at)],
-            source=source,
-            signature=signature,
-            timeout=self.timeout,
-        )
-        return written
+        # The path of every webhook: one deadline, no task or gathering future of its own.
+        producer = await self._started()
+        item = Incoming(body, payload, received_at)
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await (await self._send(producer, item, source, signature, _now_ms()))
+        except Exception as exc:
+            raise KafkaUnavailable(f"Kafka did not acknowledge the write: {exc!r}") from exc
 
     async def append_many(
         self, items: list[Incoming], *, source: str, signature: str, timeout: float | None = None
@@ -70,33 +75,34 @@ class RawLog:
         """Write many records, in order, pipelined; return once Kafka acknowledged them all.
         The whole write is bounded by `timeout` (default: three times the producer's)."""
         producer = await self._started()
-        now = int(time.time() * 1000)
-
-        async def send_all() -> list[RecordMetadata]:
-            # Enqueue one by one (keeps log order), then wait for all acknowledgements together.
-            pending = [
-                await producer.send(
-                    RAW_WEBHOOKS.name,
-                    item.body,
-                    key=raw_key(item.payload),
-                    headers=record_headers(
-                        item.payload,
-                        item.body,
-                        source=source,
-                        signature=signature,
-                        received_at=item.received_at or now,
-                        kind=item.kind,
-                        webhook=item.webhook_id,
-                    ),
-                )
-                for item in items
-            ]
-            return list(await asyncio.gather(*pending))
-
+        now = _now_ms()
         try:
-            return await asyncio.wait_for(send_all(), timeout or self.timeout * 3)
+            async with asyncio.timeout(timeout or self.timeout * 3):
+                # Enqueue one by one (keeps log order), then wait for all acknowledgements.
+                pending = [await self._send(producer, i, source, signature, now) for i in items]
+                return list(await asyncio.gather(*pending))
         except Exception as exc:
             raise KafkaUnavailable(f"Kafka did not acknowledge the write: {exc!r}") from exc
+
+    @staticmethod
+    async def _send(
+        producer: AIOKafkaProducer, item: Incoming, source: str, signature: str, now: int
+    ) -> asyncio.Future[RecordMetadata]:
+        """Enqueue `item`; the future of its acknowledgement."""
+        return await producer.send(
+            RAW_WEBHOOKS.name,
+            item.body,
+            key=raw_key(item.payload),
+            headers=record_headers(
+                item.payload,
+                item.body,
+                source=source,
+                signature=signature,
+                received_at=item.received_at or now,
+                kind=item.kind,
+                webhook=item.webhook_id,
+            ),
+        )
 
     async def append_event(
         self, payload: dict[str, Any], *, source: str = "live"
@@ -117,6 +123,8 @@ class RawLog:
         await self.stop()
 
     async def _started(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(
