@@ -28,6 +28,7 @@ __all__ = [
     "record_headers",
     "utc_millis",
     "webhook_id",
+    "within_calendar",
     "zone",
 ]
 
@@ -174,9 +175,15 @@ def parse_time(value: object) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    if not MINYEAR < parsed.year < MAXYEAR:
+    if not within_calendar(parsed):
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def within_calendar(moment: datetime) -> bool:
+    """Whether `moment`'s UTC and local dates exist in every zone: it is not in the calendar's
+    first or last year (there, `astimezone` may raise OverflowError)."""
+    return MINYEAR < moment.year < MAXYEAR
 
 
 def event_time(event: Event) -> datetime:

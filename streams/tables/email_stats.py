@@ -13,10 +13,10 @@ Tables: `email_stats` (location id -> LocationEmailStats) and `email_events`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import MAXYEAR, MINYEAR, UTC, datetime
+from datetime import UTC, datetime
 from typing import TypedDict
 
-from streams.events import BadRecord, Event, event_time, local_date
+from streams.events import BadRecord, Event, event_time, local_date, within_calendar
 from streams.tables import locations
 from streams.tables.projection import Fold, Tables
 
@@ -67,7 +67,7 @@ def email_event_from(event: Event) -> EmailEvent:
     elif isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
         try:
             occurred_at = datetime.fromtimestamp(seconds, tz=UTC)
-            if not MINYEAR < occurred_at.year < MAXYEAR:  # its local date may not exist
+            if not within_calendar(occurred_at):
                 raise ValueError
         except (OverflowError, OSError, ValueError):
             raise BadRecord(
