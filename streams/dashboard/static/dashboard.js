@@ -145,13 +145,9 @@ function paintHealth() {
 
 // ---- live updates -----------------------------------------------------------------------------
 
-function apply(name, data) {
-  const s = state.summary;
-  if (name === 'system-health') {
-    state.health[data.worker] = data;
-    paintHealth();
-    return;
-  }
+// Each message carries the new value (a total, a day's amount), not a change, so folding one
+// twice or onto a summary that already holds it leaves the figure right.
+function fold(s, name, data) {
   if (name === 'revenue-update') {
     s.revenue_days = s.revenue_days.filter((d) => !(d.date === data.date && d.currency === data.currency));
     s.revenue_days.push({ date: data.date, currency: data.currency, amount: data.amount });
@@ -164,21 +160,44 @@ function apply(name, data) {
     s.unread = data.location_total;
   } else if (name === 'activity') {
     s.activity = [data, ...s.activity.filter((e) => e.id !== data.id)].slice(0, 10);
-    if (/^(task|appointment)-/.test(data.kind)) refresh().catch(showError); // lists: the tables'
   } else {
+    return false;
+  }
+  return true;
+}
+
+// The messages that arrive while a dashboard query is in flight, one list per query: the answer
+// may have been read before their change, so they are folded onto it when it comes.
+const inFlight = new Set();
+
+function apply(name, data) {
+  if (name === 'system-health') {
+    state.health[data.worker] = data;
+    paintHealth();
     return;
   }
-  paint();
+  for (const arrived of inFlight) arrived.push([name, data]);
+  if (state.summary && fold(state.summary, name, data)) paint();
+  if (name === 'activity' && /^(task|appointment)-/.test(data.kind)) refresh().catch(showError); // lists: the tables'
 }
 
 async function refresh() {
   const location = state.claims.locationId || state.claims.location_id; // as the server reads it
-  state.summary = await call(`/v1/locations/${encodeURIComponent(location)}/dashboard`);
+  const arrived = [];
+  inFlight.add(arrived);
+  try {
+    const summary = await call(`/v1/locations/${encodeURIComponent(location)}/dashboard`);
+    for (const [name, data] of arrived) fold(summary, name, data);
+    state.summary = summary;
+  } finally {
+    inFlight.delete(arrived);
+  }
   paint();
 }
 
-// A new stream starts from now: paint afresh first, so nothing from the gap is missing.
-const reconnect = () => refresh().then(connect).catch(showError);
+// A stream delivers what is published once it is open, so the page is painted afresh then: a
+// change published while the stream was being set up is in that answer, not lost in the gap.
+const reconnect = () => connect().catch(showError);
 
 async function connect() {
   const request = await call('/v1/realtime/token', { method: 'POST' });
@@ -196,7 +215,10 @@ async function connect() {
   if (state.source) state.source.close();
   const source = new EventSource(url);
   state.source = source;
-  source.onopen = () => setStatus(`live: ${channels.join(', ')}`, true);
+  source.onopen = () => {
+    setStatus('catching up…');
+    refresh().then(() => setStatus(`live: ${channels.join(', ')}`, true)).catch(showError);
+  };
   source.onmessage = (event) => {
     const message = JSON.parse(event.data);
     const data = message.encoding === 'json' ? JSON.parse(message.data) : message.data;
