@@ -42,6 +42,9 @@ _HELP = {
     "streams_webhook_to_ably_seconds": (
         "per derived event delivered: from its webhook's arrival at the ingress to Ably's answer"
     ),
+    "streams_commit_seconds": (
+        "per batch of an input partition: its Kafka transaction, from begin to the commit's answer"
+    ),
     "streams_publish_waiting": "derived events in the publisher's outbox, not yet sent",
     "streams_publish_superseded_total": (
         "state events dropped unsent because a newer one of the same subject followed them on "

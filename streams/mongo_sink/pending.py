@@ -23,7 +23,7 @@ from typing import Any
 from streams.codec import loads
 from streams.mongo_sink.documents import Documents, ReadModel, affected_locations
 from streams.runtime.state import DELETED, PartitionState
-from streams.runtime.store import Store, table_and_key
+from streams.runtime.store import POSITION, Store, table_and_key
 
 __all__ = ["Pending", "Writes"]
 
@@ -61,7 +61,7 @@ class Pending:
         if self.first_timestamp is None:
             self.first_timestamp = records[0].timestamp
         for record in records:
-            if not record.key:
+            if not record.key or record.key == POSITION:
                 continue
             table, key = table_and_key(record.key)
             if table not in self.tables:

@@ -4,8 +4,9 @@ reader that restores a store from it (Kafka Streams' `StoreChangelogReader`).
 One topic per group (`{group}-changelog`), not one per table: a batch's changes of partition p
 all go to changelog partition p, so a transaction touches one changelog partition per input
 partition whatever the number of tables. Record keys are the store's keys (`{table}\\x00{JSON
-key}`), values the JSON state, None a deletion. Only transactions write it: readers read
-committed records only, so an aborted batch is never restored.
+key}`), values the JSON state, None a deletion, and one more key, `POSITION`: the source offset
+the state has folded up to. Only transactions write it: readers read committed records only, so
+an aborted batch is never restored.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.codec import loads
 from streams.errors import StreamsError
-from streams.runtime.store import Store, table_and_key
+from streams.runtime.store import POSITION, Store, table_and_key
 from streams.topics import partition_ids
 
 __all__ = [
@@ -121,7 +122,7 @@ async def read_changelog(bootstrap: str, group: str) -> dict[str, dict[Any, Any]
         for tp in tps:
             while await consumer.position(tp) < ends[tp]:
                 for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                    if not record.key:
+                    if not record.key or record.key == POSITION:
                         continue
                     table, key = table_and_key(record.key)
                     rows = tables.setdefault(table, {})

@@ -9,9 +9,9 @@ done. aiokafka keeps fetching in the background. A tick (the reminders' clock) i
 the round when it is due.
 
 Rebalances: a partition taken is paused until its task is open (fenced, restored, sought to the
-committed offset); a partition revoked first lets its commit in flight finish, then its task
-closes. Failures: a task whose commit failed on Kafka (fenced, unreachable) is opened again from
-the committed offset, with patience; past it, or on an error that is not a record's content
+position its state was committed with); a partition revoked first lets its commit in flight
+finish, then its task closes. Failures: a task whose commit failed on Kafka (fenced,
+unreachable) is opened again from its committed state, with patience; past it, or on an error that is not a record's content
 (a bug in a fold), every task stops committing, the loop raises and the worker stops.
 """
 
@@ -27,6 +27,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
 
 from streams.errors import StreamsError
 from streams.runtime.changelog import reader
@@ -90,6 +91,10 @@ class Loop(ConsumerRebalanceListener):
         self.standby = Standby(config)
         self.opening: dict[int, asyncio.Task[None]] = {}
         self._next_tick = 0.0
+        # The group's committed offsets follow the positions each transaction committed: they
+        # say how far the group has come (lag, `ingest --wait`); the state holds the truth.
+        self._reached: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._offsets: asyncio.Task[None] | None = None
         placement.local = self.tables
 
     # -- what the web side reads ------------------------------------------------------------
@@ -181,7 +186,7 @@ class Loop(ConsumerRebalanceListener):
                 except Exception:  # a tick carries nothing: the next one tries again
                     log.exception("partition %d: tick failed", task.partition)
         for task in self.tasks.values():
-            task.commit_soon(self._commit_failed)
+            task.commit_soon(self._commit_failed, self._committed)
 
     def _halt(self, exc: BaseException) -> None:
         """The worker must stop: no task commits anything more."""
@@ -193,6 +198,34 @@ class Loop(ConsumerRebalanceListener):
         if not standby.cancelled() and standby.exception() is not None:
             log.error("standby copies stopped: %r", standby.exception())
             self._halt(standby.exception() or RuntimeError("standby"))
+
+    def _committed(self, task: Task, position: int) -> None:
+        """A transaction committed `task`'s state up to `position`: the group's offset follows,
+        in one request for every partition that moved meanwhile (off the commits' path)."""
+        self._reached[task.source] = OffsetAndMetadata(position, "")
+        if self._offsets is None:
+            self._offsets = asyncio.ensure_future(self._commit_offsets())
+
+    async def _commit_offsets(self) -> None:
+        try:
+            while self._reached:
+                reached, self._reached = self._reached, {}
+                try:
+                    await self.consumer.commit(reached)
+                except KafkaError as exc:  # a rebalance, Kafka away: the state is committed
+                    log.debug("group offsets %s not committed: %r", reached, exc)
+                    owned = {t.source for t in self.tasks.values()}
+                    for tp, offset in reached.items():  # again, unless moved on or handed over
+                        if tp in owned:
+                            self._reached.setdefault(tp, offset)
+                    await asyncio.sleep(RETRY_PAUSE)
+        finally:
+            self._offsets = None
+
+    async def _offsets_committed(self) -> None:
+        """Until the group's offsets are committed up to what the tasks committed."""
+        if self._offsets is not None:
+            await asyncio.shield(self._offsets)
 
     def _commit_failed(self, task: Task, exc: BaseException) -> None:
         if self.tasks.get(task.partition) is not task:
@@ -228,6 +261,9 @@ class Loop(ConsumerRebalanceListener):
             if task is not None and self.fatal is None:
                 await task.settle()
             await self._drop(p)
+        if self.fatal is None:
+            with contextlib.suppress(Exception):
+                await self._offsets_committed()
         for job in [*self._jobs, *self.opening.values()]:
             with contextlib.suppress(BaseException):
                 await job
@@ -249,6 +285,8 @@ class Loop(ConsumerRebalanceListener):
             if task is not None:
                 await task.settle()  # its last batch is committed before it is handed over
             await self._drop(tp.partition)
+        with contextlib.suppress(Exception):  # the group's offsets too, as far as they go
+            await self._offsets_committed()
         self.assigned.clear()
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
@@ -292,7 +330,7 @@ class Loop(ConsumerRebalanceListener):
                 await task.fence()
                 async with self.restoring:
                     await task.restore(self.reader)
-                committed = await self.consumer.committed(tp)
+                committed = await self.consumer.committed(tp)  # older workers' only record
                 break
             except (KafkaError, TimeoutError, OSError) as exc:
                 await task.close()
@@ -306,15 +344,17 @@ class Loop(ConsumerRebalanceListener):
         if partition not in self.assigned:  # revoked meanwhile
             await task.close()
             return
-        if committed is None:
-            await self.consumer.seek_to_beginning(tp)
-        else:
-            self.consumer.seek(tp, committed)
-        task.position = committed or 0
+        # The restored state says how far it has folded; a group offset beyond it was committed
+        # with its state in the transaction by a worker of an earlier version.
+        position = max((p for p in (task.store.position, committed) if p is not None), default=0)
+        self.consumer.seek(tp, position)
+        task.position = position
         self.tasks[partition] = task
         self.opening.pop(partition, None)
         self.consumer.resume(tp)
-        log.info("partition %d ready at offset %s", partition, committed or 0)
+        if position > (committed or 0):  # a worker stopped after its commit, before the group's
+            self._committed(task, position)
+        log.info("partition %d ready at offset %s", partition, position)
 
     async def _drop(self, partition: int) -> None:
         task = self.tasks.pop(partition, None)

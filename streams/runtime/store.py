@@ -24,9 +24,12 @@ from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from streams.codec import dumps, loads
 
-__all__ = ["CACHE_SIZE", "Store", "store_key", "table_and_key", "table_prefix"]
+__all__ = ["CACHE_SIZE", "POSITION", "Store", "store_key", "table_and_key", "table_prefix"]
 
 CHECKPOINT = b"\x01checkpoint"  # sorts after every table's keys (table names are text)
+# The source partition's offset this state has folded up to (the next record to fold): written
+# with the state in each batch's transaction, in the changelog as in the store. Not a table key.
+POSITION = b"\x01position"
 CACHE_SIZE = 20_000  # decoded values kept per partition
 WRITE_BUFFER_BYTES = 8 * 1024 * 1024
 
@@ -78,6 +81,12 @@ class Store:
         value = None if raw is None else loads(raw)
         self._remember(key, value)
         return value
+
+    @property
+    def position(self) -> int | None:
+        """The source offset this state has folded up to (`POSITION`); None before any batch."""
+        value = self.get(POSITION)
+        return value if isinstance(value, int) else None
 
     def items(self, table: str) -> Iterator[tuple[Any, Any]]:
         """(key, value) of every row of `table`, in key order."""

@@ -5,11 +5,13 @@ Taking a partition (`Task.open`), in this order:
 1. Start the partition's transactional producer: this fences the previous owner and ends its
    open transaction, so the changelog and the committed offset stop moving.
 2. Restore the store from the changelog, from its checkpoint to the end (committed records).
-3. Read the group's committed offset afresh; the loop seeks there and resumes the partition.
+3. Read the position the restored state has folded up to (`Store.position`, committed with the
+   state); the loop seeks there and resumes the partition.
 
-A batch folds its records into the state's in-memory changes (`fold`), then commits them with its
-derived events, dead letters and consumed offset in one transaction, then writes the store once
-per changed key with the new checkpoint (`commit_soon`). The next batch folds while that commit is
+A batch folds its records into the state's in-memory changes (`fold`), its new position among
+them, then commits them with its derived events and dead letters in one transaction, then writes
+the store once per changed key with the new checkpoint (`commit_soon`), and tells the loop the
+position it committed (for the group's offsets). The next batch folds while that commit is
 in flight, and is committed when it is done.
 """
 
@@ -18,17 +20,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams import metrics
 from streams.agents.family import Family, Processor
 from streams.events import received_at_header
 from streams.runtime.changelog import StaleCheckpoint, restore
 from streams.runtime.state import PartitionState
-from streams.runtime.store import Store
+from streams.runtime.store import POSITION, Store
 from streams.runtime.transaction import Effects, Transaction
 
 __all__ = ["Task", "TaskConfig"]
@@ -109,6 +113,7 @@ class Task:
     def fold(self, records: Sequence[Any]) -> None:
         self.processor.process(records, self.effects)
         self.next_offset = self.position = records[-1].offset + 1
+        self.state.put(POSITION, self.position)  # committed with the state it reached
         # For system health (a bad header is the families' to dead-letter).
         self.last_received = received_at_header(records[-1].headers) or self.last_received
 
@@ -121,22 +126,34 @@ class Task:
     def dirty(self) -> bool:
         return bool(self.state.changes or self.effects or self.next_offset is not None)
 
-    def commit_soon(self, failed: Callable[[Task, BaseException], None]) -> None:
+    def commit_soon(
+        self,
+        failed: Callable[[Task, BaseException], None],
+        committed: Callable[[Task, int], None],
+    ) -> None:
         """Commit what has been folded, unless a commit is in flight: that one commits the
         rest when it is done. Nothing waits on a timer: a commit starts as soon as there is
         something to commit and the previous one is done, so batches grow with the load."""
         if self.committer is None and self.dirty and not self.halted:
-            self.committer = asyncio.ensure_future(self._commit_while_dirty(failed))
+            self.committer = asyncio.ensure_future(self._commit_while_dirty(failed, committed))
 
-    async def _commit_while_dirty(self, failed: Callable[[Task, BaseException], None]) -> None:
+    async def _commit_while_dirty(
+        self,
+        failed: Callable[[Task, BaseException], None],
+        committed: Callable[[Task, int], None],
+    ) -> None:
         try:
             while self.dirty and not self.halted:
                 changes = self.state.seal()
                 effects, self.effects = self.effects, Effects()
                 offset, self.next_offset = self.next_offset, None
-                checkpoint = await self.transaction.commit(changes, effects, offset)
+                started = time.perf_counter()
+                checkpoint = await self.transaction.commit(changes, effects)
+                metrics.observe("streams_commit_seconds", time.perf_counter() - started)
                 self.store.write(changes, checkpoint)
                 self.state.sealed_stored()
+                if offset is not None:
+                    committed(self, offset)
         except Exception as exc:
             failed(self, exc)
         finally:

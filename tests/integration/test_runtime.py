@@ -3,9 +3,12 @@ through twenty SIGKILLs and a paused worker that comes back."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import signal
 import threading
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -14,19 +17,22 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
+from streams.app import APP_ID
 from streams.codec import dumps
 from streams.derived import STATE_EVENTS
 from streams.runtime.changelog import read_changelog, reader, restore
-from streams.runtime.store import Store, store_key
+from streams.runtime.store import POSITION, Store, store_key
 from streams.runtime.transaction import Effects, PartitionLost, Transaction
-from streams.topics import ensure_topics
-from tests.integration.processes import Worker, free_port, start_worker, wait_for
+from streams.topics import RAW_WEBHOOKS, ensure_topics
+from tests.integration.processes import Worker, free_port, http, start_worker, wait_for
 from tests.integration.services import TEST_PARTITIONS, AblyServer
 from tests.integration.test_faults import notifications_wrong, projections_match
 from tests.integration.webhooks import (
     Delivery,
     ably_messages,
+    consumed_after,
     deliver,
     derived_records,
     webhook_env,
@@ -68,38 +74,52 @@ def change(key: str, value: object) -> tuple[bytes, bytes, object]:
     return store_key("t", key), dumps(value), value
 
 
-async def committed_offset(kafka: str, group: str, source: str) -> int | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
+def reached(offset: int) -> tuple[bytes, bytes, object]:
+    """The batch's source position, among its changes (as `Task.fold` writes it)."""
+    return POSITION, dumps(offset), offset
+
+
+async def restored(kafka: str, changelog: str, path: Path) -> Store:
+    """A new store restored from the whole changelog (closed by the caller)."""
+    consumer = reader(kafka)
     await consumer.start()
+    store = Store(path)
     try:
-        return await consumer.committed(TopicPartition(source, 0))
+        await restore(consumer, store, TopicPartition(changelog, 0))
     finally:
         await consumer.stop()
+    return store
 
 
-async def test_a_fenced_owner_can_never_commit_for_its_partition(kafka_bootstrap: str) -> None:
+async def test_a_fenced_owner_can_never_commit_for_its_partition(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
     group, source, changelog = await fresh_group(kafka_bootstrap)
     old = transaction(kafka_bootstrap, group, source, changelog)
     await old.start()
-    assert await old.commit([change("a", 1)], Effects(), 5) is not None
+    assert await old.commit([change("a", 1), reached(5)], Effects()) is not None
     # A new owner takes the partition: its producer start fences the old one.
     new = transaction(kafka_bootstrap, group, source, changelog)
     await new.start()
     try:
         with pytest.raises(PartitionLost):
             await old.commit(
-                [change("a", 666), change("zombie", 1)],
+                [change("a", 666), change("zombie", 1), reached(99)],
                 Effects(derived=[{"channel": "c", "id": "zombie"}]),
-                99,
             )
-        await new.commit([change("b", 2)], Effects(), 7)
+        await new.commit([change("b", 2), reached(7)], Effects())
     finally:
         await old.stop()
         await new.stop()
-    # Nothing of the fenced batch is visible: not its state, not its offsets.
+    # Nothing of the fenced batch is visible: not its state, not its position.
     tables = await read_changelog(kafka_bootstrap, group)
     assert tables == {"t": {"a": 1, "b": 2}}
-    assert await committed_offset(kafka_bootstrap, group, source) == 7
+    store = await restored(kafka_bootstrap, changelog, tmp_path / "p0")
+    try:
+        assert store.position == 7
+        assert store.get(store_key("t", "zombie")) is None
+    finally:
+        store.close()
 
 
 async def test_a_batch_left_open_by_a_dead_owner_is_never_visible(kafka_bootstrap: str) -> None:
@@ -112,7 +132,7 @@ async def test_a_batch_left_open_by_a_dead_owner_is_never_visible(kafka_bootstra
     successor = transaction(kafka_bootstrap, group, source, changelog)
     await successor.start()
     try:
-        await successor.commit([change("y", 2)], Effects(), 3)
+        await successor.commit([change("y", 2), reached(3)], Effects())
     finally:
         await successor.stop()
         await dead.stop()
@@ -127,12 +147,13 @@ async def test_a_store_restores_only_the_changelog_tail_after_its_checkpoint(
     await owner.start()
     store = Store(tmp_path / "p0")
     try:
-        changes = [change(f"k{n}", n) for n in range(100)]
-        store.write(changes, await owner.commit(changes, Effects(), 1))
+        changes = [*(change(f"k{n}", n) for n in range(100)), reached(1)]
+        store.write(changes, await owner.commit(changes, Effects()))
         store.close()
         # Another worker carried on meanwhile: three more keys in the changelog.
         await owner.commit(
-            [change("k1", "new"), change("k200", 200), change("k201", 201)], Effects(), 2
+            [change("k1", "new"), change("k200", 200), change("k201", 201), reached(2)],
+            Effects(),
         )
     finally:
         await owner.stop()
@@ -140,8 +161,10 @@ async def test_a_store_restores_only_the_changelog_tail_after_its_checkpoint(
     await consumer.start()
     store = Store(tmp_path / "p0")
     try:
+        assert store.position == 1
         read = await restore(consumer, store, TopicPartition(changelog, 0))
-        assert read == 3
+        assert read == 4
+        assert store.position == 2
         assert store.get(store_key("t", "k1")) == "new"
         assert store.get(store_key("t", "k99")) == 99
         assert store.get(store_key("t", "k201")) == 201
@@ -259,3 +282,66 @@ async def test_a_paused_worker_that_comes_back_writes_nothing_for_partitions_it_
         for worker in workers:
             worker.stop()
         ingress.stop()
+
+
+async def move_group_offsets_to_the_start(kafka: str) -> None:
+    """Set the live group's committed offsets of the raw log back to 0, once the group is empty
+    (a stopped worker, a static member, leaves it when its session times out)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=APP_ID, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(RAW_WEBHOOKS.name, p) for p in range(TEST_PARTITIONS)]
+        consumer.assign(partitions)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                await consumer.commit({tp: 0 for tp in partitions})
+                return
+            except KafkaError:  # the group still has members
+                assert time.monotonic() < deadline, "the group did not empty in 60 s"
+                await asyncio.sleep(0.5)
+    finally:
+        await consumer.stop()
+
+
+def folded(worker: Worker) -> int:
+    """Raw records the worker has folded since it started (its /metrics)."""
+    status, text = http("GET", f"{worker.url}/metrics")
+    assert status == 200, text
+    match = re.search(r"^streams_raw_records_total (\d+)", str(text), re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+async def test_a_worker_resumes_from_the_position_committed_with_its_state_not_the_group_offset(
+    kafka_bootstrap: str, ably_server: AblyServer, tmp_path: Path
+) -> None:
+    # The group's committed offsets only follow the transactions (a worker killed between the
+    # two leaves them behind): a worker that restores the state resumes where the state is.
+    run = f"p{uuid.uuid4().hex[:6]}"
+    bodies = generate(600, locations=4, prefix=run, seed=29)
+    want = expected(bodies)
+    env = webhook_env(kafka_bootstrap, ably_server)
+    worker = start_worker(env, tmp_path / "first")
+    try:
+        worker.wait_healthy()
+        deliver(bodies, lambda: [worker.url], pause=0.002)
+        assert wait_for(lambda: not projections_match(worker, want), timeout=120), (
+            projections_match(worker, want)
+        )
+        await consumed_after(kafka_bootstrap, timeout=120)
+    finally:
+        worker.stop()
+    emitted_before = len(await derived_records(kafka_bootstrap, run))
+    await move_group_offsets_to_the_start(kafka_bootstrap)
+
+    # A new data directory: the state, its position included, comes from the changelog.
+    worker = start_worker(env, tmp_path / "second")
+    try:
+        worker.wait_healthy()
+        # The group's offsets are brought up to the restored position, and nothing is refolded.
+        await consumed_after(kafka_bootstrap, timeout=60)
+        assert folded(worker) == 0
+        assert not projections_match(worker, want)
+        assert len(await derived_records(kafka_bootstrap, run)) == emitted_before
+    finally:
+        worker.stop()

@@ -20,7 +20,7 @@ from streams.codec import dumps
 from streams.events import BadRecord
 from streams.mongo_sink.documents import READ_MODELS, ReadModel, tables_of
 from streams.mongo_sink.pending import Pending, Writes
-from streams.runtime.store import Store, store_key
+from streams.runtime.store import POSITION, Store, store_key
 from streams.tables.registry import PROJECTIONS
 from tests.traffic import generate
 from tests.unit.events import event
@@ -55,6 +55,8 @@ def changelog(bodies: list[dict[str, Any]], batch: int = 50) -> tuple[list[Recor
                     value = rows.get(key)
                     raw = None if value is None else dumps(value)
                     records.append(Record(store_key(name, key), raw, len(records)))
+        # Each batch's position in the raw log, as the worker commits it: not a table's row.
+        records.append(Record(POSITION, dumps(start + batch), len(records)))
     return records, tables
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from streams.codec import dumps
-from streams.runtime.store import Store, store_key
+from streams.runtime.store import POSITION, Store, store_key
 
 
 @pytest.fixture
@@ -139,5 +139,20 @@ def test_every_write_is_on_disk_after_close_without_the_wal(tmp_path: Path) -> N
         assert again.checkpoint == 6
         assert list(again.items("t")) == [(f"k{i}", i) for i in range(1, 5)]
         assert [v for _, v in again.items("u")] == [{"i": i} for i in range(5)]
+    finally:
+        again.close()
+
+
+def test_the_position_is_none_until_written_and_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "p0"
+    first = Store(path)
+    assert first.position is None
+    first.write([put("t", "k", 1), (POSITION, dumps(120), 120)], 3)
+    assert first.position == 120
+    first.close()
+    again = Store(path)
+    try:
+        assert again.position == 120
+        assert list(again.items("t")) == [("k", 1)]  # not a row of any table
     finally:
         again.close()
