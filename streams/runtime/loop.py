@@ -46,6 +46,7 @@ MAX_RECORDS = 10_000  # records per round, all partitions together
 IDLE_MS = 100  # how long a round waits when nothing has arrived (records end the wait at once)
 PATIENCE = 300.0  # seconds a partition keeps trying to reach Kafka before the worker stops
 RETRY_PAUSE = 1.0
+OFFSETS_PATIENCE = 10.0  # seconds a revocation or a stop waits for the group's offsets
 
 # Python collects young objects every 700 net allocations by default, and walks older ones every
 # 10th and 100th time: a worker folding allocates millions of short-lived objects beside a large
@@ -202,7 +203,9 @@ class Loop(ConsumerRebalanceListener):
     def _committed(self, task: Task, position: int) -> None:
         """A transaction committed `task`'s state up to `position`: the group's offset follows,
         in one request for every partition that moved meanwhile (off the commits' path)."""
-        self._reached[task.source] = OffsetAndMetadata(position, "")
+        before = self._reached.get(task.source)
+        if before is None or before.offset < position:
+            self._reached[task.source] = OffsetAndMetadata(position, "")
         if self._offsets is None:
             self._offsets = asyncio.ensure_future(self._commit_offsets())
 
@@ -218,14 +221,20 @@ class Loop(ConsumerRebalanceListener):
                     for tp, offset in reached.items():  # again, unless moved on or handed over
                         if tp in owned:
                             self._reached.setdefault(tp, offset)
-                    await asyncio.sleep(RETRY_PAUSE)
+                    if self._reached:
+                        await asyncio.sleep(RETRY_PAUSE)
         finally:
             self._offsets = None
 
     async def _offsets_committed(self) -> None:
-        """Until the group's offsets are committed up to what the tasks committed."""
+        """Until the group's offsets are committed up to what the tasks committed, or for
+        `OFFSETS_PATIENCE` (aiokafka retries a commit while the coordinator is away: the state
+        is committed, and a rebalance or a stop must not wait on them)."""
         if self._offsets is not None:
-            await asyncio.shield(self._offsets)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._offsets), OFFSETS_PATIENCE)
+            except Exception as exc:  # only progress reports are at stake: the state is committed
+                log.warning("group offsets not committed: %r", exc)
 
     def _commit_failed(self, task: Task, exc: BaseException) -> None:
         if self.tasks.get(task.partition) is not task:
@@ -262,8 +271,9 @@ class Loop(ConsumerRebalanceListener):
                 await task.settle()
             await self._drop(p)
         if self.fatal is None:
-            with contextlib.suppress(Exception):
-                await self._offsets_committed()
+            await self._offsets_committed()
+        if self._offsets is not None:
+            self._offsets.cancel()
         for job in [*self._jobs, *self.opening.values()]:
             with contextlib.suppress(BaseException):
                 await job
@@ -285,8 +295,7 @@ class Loop(ConsumerRebalanceListener):
             if task is not None:
                 await task.settle()  # its last batch is committed before it is handed over
             await self._drop(tp.partition)
-        with contextlib.suppress(Exception):  # the group's offsets too, as far as they go
-            await self._offsets_committed()
+        await self._offsets_committed()  # the group's offsets too, as far as they go
         self.assigned.clear()
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
@@ -346,7 +355,16 @@ class Loop(ConsumerRebalanceListener):
             return
         # The restored state says how far it has folded; a group offset beyond it was committed
         # with its state in the transaction by a worker of an earlier version.
-        position = max((p for p in (task.store.position, committed) if p is not None), default=0)
+        restored = task.store.position
+        position = max((p for p in (restored, committed) if p is not None), default=0)
+        if restored is not None and position > restored:
+            log.warning(
+                "partition %d: the group's offset %d is ahead of the state's position %d "
+                "(committed by an earlier version, or moved): resuming from the group's",
+                partition,
+                position,
+                restored,
+            )
         self.consumer.seek(tp, position)
         task.position = position
         self.tasks[partition] = task

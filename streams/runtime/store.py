@@ -28,8 +28,10 @@ __all__ = ["CACHE_SIZE", "POSITION", "Store", "store_key", "table_and_key", "tab
 
 CHECKPOINT = b"\x01checkpoint"  # sorts after every table's keys (table names are text)
 # The source partition's offset this state has folded up to (the next record to fold): written
-# with the state in each batch's transaction, in the changelog as in the store. Not a table key.
-POSITION = b"\x01position"
+# with the state in each batch's transaction, in the changelog as in the store. A row of no table
+# (no table's name starts with \x01), shaped as a table's key, so that a reader of the changelog
+# that does not know it (an earlier version's MongoDB sink) skips it as a table it does not sink.
+POSITION = b"\x01position\x00" + dumps("source")
 CACHE_SIZE = 20_000  # decoded values kept per partition
 WRITE_BUFFER_BYTES = 8 * 1024 * 1024
 
