@@ -35,7 +35,7 @@ from streams.app import APP_ID
 from streams.money import minor_units
 from streams.runtime.changelog import read_changelog
 from streams.tables import contacts, revenue, unread
-from tests.integration.processes import Worker, http, start_worker
+from tests.integration.processes import Worker, counter, http, start_worker
 
 __all__ = ["Answers", "Run", "answers_from_tables", "answers_of", "run_worker"]
 
@@ -82,17 +82,9 @@ async def consumed(worker: Worker, bootstrap: str, records: int) -> tuple[float,
             await asyncio.sleep(0.02)
         ready = time.perf_counter()
         async with session.get(f"{worker.url}/metrics") as response:
-            folded = _counter(await response.text(), FOLDED)
+            folded = counter(await response.text(), FOLDED)
     _, _, done = await commits(bootstrap, APP_ID, records, lambda: worker.process.poll() is None)
     return ready, folded, done
-
-
-def _counter(exposition: str, name: str) -> int:
-    """A counter without labels, from a Prometheus text exposition (0 before its first count)."""
-    for line in exposition.splitlines():
-        if line.startswith(f"{name} "):
-            return int(float(line.split()[1]))
-    return 0
 
 
 def _answer(revenue_answer: dict[str, Any], unread_answer: dict[str, Any]) -> dict[str, Any]:

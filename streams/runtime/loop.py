@@ -11,8 +11,9 @@ the round when it is due.
 Rebalances: a partition taken is paused until its task is open (fenced, restored, sought to the
 position its state was committed with); a partition revoked first lets its commit in flight
 finish, then its task closes. Failures: a task whose commit failed on Kafka (fenced,
-unreachable) is opened again from its committed state, with patience; past it, or on an error that is not a record's content
-(a bug in a fold), every task stops committing, the loop raises and the worker stops.
+unreachable) is opened again from its committed state, with patience; past it, or on an error
+that is not a record's content (a bug in a fold), every task stops committing, the loop raises
+and the worker stops.
 """
 
 from __future__ import annotations

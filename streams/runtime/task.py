@@ -87,7 +87,6 @@ class Task:
             config.dead_letter_topic,
         )
         self.effects = Effects()
-        self.next_offset: int | None = None  # after the last record folded, not yet committed
         self.position = 0  # the next offset of the source partition to fold
         self.last_received: int | None = None  # the newest record folded: its received-at (ms)
         self.committer: asyncio.Task[None] | None = None
@@ -112,7 +111,7 @@ class Task:
 
     def fold(self, records: Sequence[Any]) -> None:
         self.processor.process(records, self.effects)
-        self.next_offset = self.position = records[-1].offset + 1
+        self.position = records[-1].offset + 1
         self.state.put(POSITION, self.position)  # committed with the state it reached
         # For system health (a bad header is the families' to dead-letter).
         self.last_received = received_at_header(records[-1].headers) or self.last_received
@@ -124,7 +123,7 @@ class Task:
 
     @property
     def dirty(self) -> bool:
-        return bool(self.state.changes or self.effects or self.next_offset is not None)
+        return bool(self.state.changes or self.effects)
 
     def commit_soon(
         self,
@@ -144,9 +143,9 @@ class Task:
     ) -> None:
         try:
             while self.dirty and not self.halted:
+                offset = self.state.changes.get(POSITION)  # None: only a tick's effects
                 changes = self.state.seal()
                 effects, self.effects = self.effects, Effects()
-                offset, self.next_offset = self.next_offset, None
                 started = time.perf_counter()
                 checkpoint = await self.transaction.commit(changes, effects)
                 metrics.observe("streams_commit_seconds", time.perf_counter() - started)
@@ -166,10 +165,9 @@ class Task:
             await asyncio.shield(committer)
 
     def discard(self) -> None:
-        """Forget what is not committed (its records are read again from the committed offset)."""
+        """Forget what is not committed (its records are read again from the committed position)."""
         self.state.discard()
         self.effects = Effects()
-        self.next_offset = None
 
     async def close(self) -> None:
         committer = self.committer

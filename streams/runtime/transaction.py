@@ -21,11 +21,10 @@ Readers of the changelog and the derived topic read committed records only.
 The consumed offset is not added to the transaction (`send_offsets_to_transaction`): aiokafka
 sends that as two more requests, one after the other, in every commit (AddOffsetsToTxn, then
 TxnOffsetCommit), which measured 25 -> 18 ms of a commit's p50 at 1,000 webhooks/s. Kafka
-Streams and Quix Streams put offsets in the transaction because their state is read back from
-the changelog only up to the committed offset; here the position is in the state itself, so a
-task resumes from its restored position, and the group's committed offset (written after each
-commit, `streams.runtime.loop`) only says how far the group has come: `ingest --wait`, lag,
-`status`.
+Streams and Quix Streams put the offsets in the transaction and resume from the group's offset;
+here the position is in the state itself, so a task resumes from its restored position, and the
+group's committed offset (written after each commit, `streams.runtime.loop`) only says how far
+the group has come: `ingest --wait`, lag, `status`.
 """
 
 from __future__ import annotations

@@ -40,6 +40,14 @@ def http(
         return status, raw.decode(errors="replace")
 
 
+def counter(exposition: str, name: str) -> int:
+    """A counter without labels, from a Prometheus text exposition (0 before its first count)."""
+    for line in exposition.splitlines():
+        if line.startswith(f"{name} "):
+            return int(float(line.split()[1]))
+    return 0
+
+
 @dataclass
 class Worker:
     process: subprocess.Popen[bytes]
@@ -58,6 +66,12 @@ class Worker:
                 return
             time.sleep(0.5)
         raise AssertionError(f"worker not healthy within {timeout}s\n{self.tail()}")
+
+    def counter(self, name: str) -> int:
+        """A counter without labels, from the worker's /metrics."""
+        status, exposition = http("GET", f"{self.url}/metrics")
+        assert status == 200, exposition
+        return counter(str(exposition), name)
 
     def stop(self, timeout: float = 30) -> None:
         self.process.terminate()

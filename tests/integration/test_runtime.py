@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import threading
 import time
@@ -26,7 +25,7 @@ from streams.runtime.changelog import read_changelog, reader, restore
 from streams.runtime.store import POSITION, Store, store_key
 from streams.runtime.transaction import Effects, PartitionLost, Transaction
 from streams.topics import RAW_WEBHOOKS, ensure_topics
-from tests.integration.processes import Worker, free_port, http, start_worker, wait_for
+from tests.integration.processes import Worker, free_port, start_worker, wait_for
 from tests.integration.services import TEST_PARTITIONS, AblyServer
 from tests.integration.test_faults import notifications_wrong, projections_match
 from tests.integration.webhooks import (
@@ -304,14 +303,6 @@ async def move_group_offsets_to_the_start(kafka: str) -> None:
         await consumer.stop()
 
 
-def folded(worker: Worker) -> int:
-    """Raw records the worker has folded since it started (its /metrics)."""
-    status, text = http("GET", f"{worker.url}/metrics")
-    assert status == 200, text
-    match = re.search(r"^streams_raw_records_total (\d+)", str(text), re.MULTILINE)
-    return int(match.group(1)) if match else 0
-
-
 async def test_a_worker_resumes_from_the_position_committed_with_its_state_not_the_group_offset(
     kafka_bootstrap: str, ably_server: AblyServer, tmp_path: Path
 ) -> None:
@@ -340,7 +331,7 @@ async def test_a_worker_resumes_from_the_position_committed_with_its_state_not_t
         worker.wait_healthy()
         # The group's offsets are brought up to the restored position, and nothing is refolded.
         await consumed_after(kafka_bootstrap, timeout=60)
-        assert folded(worker) == 0
+        assert worker.counter("streams_raw_records_total") == 0  # folded since it started
         assert not projections_match(worker, want)
         assert len(await derived_records(kafka_bootstrap, run)) == emitted_before
     finally:
