@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -12,13 +11,10 @@ __all__ = ["DecodeError", "dumps", "loads", "loads_object"]
 DecodeError = orjson.JSONDecodeError
 
 
-def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
-    """JSON bytes; `default` turns values orjson does not know (e.g. BSON types) into ones it does."""
-    return orjson.dumps(value, default=default)
-
-
-def loads(data: bytes | str) -> Any:
-    return orjson.loads(data)
+# orjson's own functions, not wrapped: every table key and value goes through them.
+# `dumps(value, default=f)`: f turns what orjson does not know (e.g. BSON types) into JSON.
+dumps = orjson.dumps
+loads = orjson.loads
 
 
 def loads_object(data: bytes) -> dict[str, Any]:

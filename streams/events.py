@@ -23,6 +23,7 @@ __all__ = [
     "event_time",
     "event_type",
     "local_date",
+    "occurred_at",
     "parse_time",
     "received_at_header",
     "record_headers",
@@ -61,6 +62,7 @@ class Event:
     # Read by most families for each record: worked out once (the body is never changed).
     location_id: str | None = field(init=False, compare=False)
     _time: datetime | None = field(default=None, init=False, repr=False, compare=False)
+    _occurred_at: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         value = self.body.get("locationId")
@@ -193,6 +195,15 @@ def event_time(event: Event) -> datetime:
         moment = _event_time(event)
         object.__setattr__(event, "_time", moment)
     return moment
+
+
+def occurred_at(event: Event) -> str:
+    """`event_time` as ISO-8601 text, `Z` for UTC: what each derived event of `event` states."""
+    stamp = event._occurred_at  # one event may derive several: written once
+    if stamp is None:
+        stamp = event_time(event).isoformat().replace("+00:00", "Z")
+        object.__setattr__(event, "_occurred_at", stamp)
+    return stamp
 
 
 def _event_time(event: Event) -> datetime:

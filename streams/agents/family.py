@@ -83,6 +83,7 @@ class Processor:
         """Fold `records` (of this partition, in order) into the state; collect their effects."""
         folded: Counter[str] = Counter()
         unknown: Counter[str] = Counter()
+        derived: Counter[str] = Counter()  # by event name
         for record in records:
             headers, kind = headers_and_type(record)
             owned = self.owners.get(kind)
@@ -90,17 +91,18 @@ class Processor:
                 # A dead letter re-driven by `streams dlq retry` is meant for the family that
                 # failed it; the others processed the original already.
                 retried_by = headers.get(REDRIVE_FAMILY)
-                chosen = [(n, h) for n, h in owned if retried_by in (None, n.encode())]
+                if retried_by is not None:
+                    owned = [(n, h) for n, h in owned if n.encode() == retried_by]
                 try:  # decoded once, for every family that owns the type
                     event = Event.from_record(
                         record.value, headers, record.partition, record.offset
                     )
                 except CONTENT_ERRORS as exc:
-                    for name, _ in chosen:
+                    for name, _ in owned:
                         self._dead_letter(record, headers, name, str(exc), effects)
                     continue
-                for name, handle in chosen:
-                    if self._fold(name, handle, event, record, headers, effects):
+                for name, handle in owned:
+                    if self._fold(name, handle, event, record, headers, effects, derived):
                         folded[name] += 1
             elif not kind:
                 self._dead_letter(
@@ -121,6 +123,8 @@ class Processor:
                 metrics.count("streams_replay_records_total", n, projection=self.label)
         for kind, n in unknown.items():
             metrics.count("streams_unknown_types_total", n, type=kind)
+        for event_name, n in derived.items():
+            metrics.count("streams_derived_events_total", n, name=event_name)
 
     def _fold(
         self,
@@ -130,6 +134,7 @@ class Processor:
         record: Any,
         headers: dict[str, bytes],
         effects: Effects,
+        derived: Counter[str],
     ) -> bool:
         state = self.state
         state.begin_record()
@@ -145,8 +150,7 @@ class Processor:
         state.end_record()
         if self.live and event.live and emitted:
             effects.derive(emitted, event.received_at or None)
-            for item in emitted:
-                metrics.count("streams_derived_events_total", name=item["name"])
+            derived.update(item["name"] for item in emitted)
         return True
 
     def _dead_letter(

@@ -189,19 +189,29 @@ def add(entries: list[Entry] | None, entry: Entry, keep: int) -> list[Entry] | N
     it changes nothing (already there, or older than all `keep` kept)."""
     current = entries or []
     # Ordered by (time, id): a redelivery lands on itself, or, once dropped, below the oldest
-    # kept; either way it changes nothing. What happens now goes last; else a binary search.
-    order = _order(entry)
-    if not current or order > _order(current[-1]):
-        return [*current[-keep + 1 :], entry] if keep > 1 else [entry]
-    position = bisect.bisect_left(current, order, key=_order)
-    if position < len(current) and _order(current[position]) == order:
+    # kept; either way it changes nothing. What happens now goes last; else a binary search
+    # by time, then by id among equal times (rare). Each way copies the list once: the old
+    # one may still be read (a record's undo, the batch being committed).
+    at, entry_id = entry["at"], entry["id"]
+    if not current or (at, entry_id) > (current[-1]["at"], current[-1]["id"]):
+        added = current[-keep + 1 :] if keep > 1 else []
+        added.append(entry)
+        return added
+    position = bisect.bisect_left(current, at, key=_at)
+    end = len(current)
+    while position < end and current[position]["at"] == at and current[position]["id"] < entry_id:
+        position += 1
+    if position < end and current[position]["at"] == at and current[position]["id"] == entry_id:
         return None
-    if position == 0 and len(current) >= keep:
+    if position == 0 and end >= keep:
         return None
-    return [*current[:position], entry, *current[position:]][-keep:]
+    added = current.copy()
+    added.insert(position, entry)
+    del added[:-keep]
+    return added
 
 
-_order = operator.itemgetter("at", "id")  # an entry's place: (time, id)
+_at = operator.itemgetter("at")
 
 
 def update(tables: Tables, event: Event) -> Entry | None:

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from streams.derived import derived_event, location_safe, preview
+import base64
+import hashlib
+
+from streams.derived import derived_event, location_safe, message_id, preview
 from tests.unit.events import event
 
 
@@ -13,6 +16,27 @@ def test_ids_are_deterministic_per_webhook_name_and_channel() -> None:
     assert first["id"] != derived_event("unread-changed", "user:u1", {}, source)["id"]
     assert first["id"].endswith(":0")
     assert first["source"] == {"webhook_id": "w1", "partition": 0, "offset": source.offset}
+
+
+def test_an_id_is_the_url_safe_base64_of_a_digest_of_its_parts_as_published_before() -> None:
+    # Ably drops a repeat by id: ids must not change from one version to the next.
+    for parts in (("w1", "new-message", "user:u1"), ("wh-é?>", "activity", "location:~~~")):
+        digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+        assert message_id(*parts) == base64.urlsafe_b64encode(digest[:18]).decode() + ":0"
+    assert message_id("w1", "new-message", "user:u1") == "avj90uxiAH_Q0mr0xUepEUVV:0"
+
+
+def test_occurred_at_is_when_the_webhook_says_it_happened_with_its_offset() -> None:
+    utc = derived_event(
+        "x", "user:u", {}, event({"type": "X", "timestamp": "2026-03-01T10:00:00Z"})
+    )
+    assert utc["occurred_at"] == "2026-03-01T10:00:00Z"
+    paris = event({"type": "X", "dateAdded": "2026-03-01T11:00:00.5+01:00"})
+    for _ in range(2):  # worked out once per event, the same every time
+        assert (
+            derived_event("x", "user:u", {}, paris)["occurred_at"]
+            == "2026-03-01T11:00:00.500000+01:00"
+        )
 
 
 def test_location_channels_carry_no_email_or_phone() -> None:

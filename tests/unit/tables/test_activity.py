@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from streams.tables import activity
@@ -192,3 +193,26 @@ def test_what_cannot_be_placed_makes_no_entry_and_raises_nothing() -> None:
         {"type": "InvoicePaid", "altId": "loc-1", "altType": "location", "amountPaid": "twelve"},
     )
     assert entry is not None and entry["title"] is None
+
+
+def test_a_feed_is_always_the_newest_entries_by_time_and_id_and_never_changed_in_place() -> None:
+    # Model: the set of every (time, id) added, sorted, its newest `keep`. Times and ids are drawn
+    # from few values, so equal times, ties by id, redeliveries and drops all happen.
+    rnd = random.Random(7)
+    for _ in range(2000):
+        keep = rnd.choice((1, 2, 3, 5, 8))
+        feed: list[Any] | None = None
+        seen: set[tuple[str, str]] = set()
+        for _ in range(rnd.randint(1, 30)):
+            entry: Any = {"at": f"2026-03-01T11:00:0{rnd.randint(0, 6)}.000Z"}
+            entry["id"] = f"wh-{rnd.randint(0, 12)}"
+            before = list(feed or [])
+            added = activity.add(feed, entry, keep)
+            assert (feed or []) == before  # the old list may still be read: a copy changes
+            seen.add((entry["at"], entry["id"]))
+            expected = sorted(seen)[-keep:]
+            if added is None:
+                assert [(e["at"], e["id"]) for e in feed or []] == expected
+            else:
+                assert [(e["at"], e["id"]) for e in added] == expected
+                feed = added
