@@ -22,6 +22,7 @@ __all__ = [
     "Event",
     "event_time",
     "event_type",
+    "iso_z",
     "local_date",
     "occurred_at",
     "parse_time",
@@ -153,6 +154,11 @@ def record_headers(
 _LAST_YEAR_MS = int(datetime(MAXYEAR, 1, 1, tzinfo=UTC).timestamp() * 1000)
 
 
+def iso_z(moment: datetime) -> str:
+    """ISO-8601 as `datetime` writes it, `Z` for UTC: how times are stated in answers and events."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def utc_millis(moment: datetime) -> str:
     """UTC, ISO-8601 to the millisecond, `Z`: one length, so such times sort as text."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -201,7 +207,7 @@ def occurred_at(event: Event) -> str:
     """`event_time` as ISO-8601 text, `Z` for UTC: what each derived event of `event` states."""
     stamp = event._occurred_at  # one event may derive several: written once
     if stamp is None:
-        stamp = event_time(event).isoformat().replace("+00:00", "Z")
+        stamp = iso_z(event_time(event))
         object.__setattr__(event, "_occurred_at", stamp)
     return stamp
 

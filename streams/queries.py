@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from streams.errors import StreamsError
-from streams.events import local_date, parse_time
+from streams.events import iso_z, local_date, parse_time
 from streams.money import format_minor
 from streams.tables.activity import Entry
 from streams.tables.appointments import Booking
@@ -195,7 +195,7 @@ def appointments_answer(
             users.setdefault(user, []).append(entry)
     return {
         "location_id": location_id,
-        "as_of": now.isoformat().replace("+00:00", "Z"),
+        "as_of": iso_z(now),
         "total": len(upcoming),
         "users": dict(sorted(users.items())),
     }

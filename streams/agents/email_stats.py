@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.derived import derived_event, location_channel
-from streams.events import Event
+from streams.events import Event, iso_z
 from streams.tables import email_stats
 from streams.tables.projection import Tables
 
@@ -20,7 +20,7 @@ def email_event_data(email: email_stats.EmailEvent, day: str, day_count: int) ->
         "location_id": email.location_id,
         "email_event_id": email.event_id,
         "event": email.kind,
-        "occurred_at": email.occurred_at.isoformat().replace("+00:00", "Z"),
+        "occurred_at": iso_z(email.occurred_at),
         "date": day,
         "count_today": day_count,
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.derived import derived_event, user_channel
-from streams.events import Event
+from streams.events import Event, iso_z
 from streams.tables import quotes
 from streams.tables.projection import Tables
 
@@ -25,7 +25,7 @@ def quote_viewed_data(quote: quotes.QuoteEvent, activity: quotes.QuoteActivity) 
         "quote_name": quote.quote_name,
         "contact_id": quote.contact_id,
         "sales_rep_id": quote.sales_rep_id,
-        "viewed_at": quote.occurred_at.isoformat().replace("+00:00", "Z"),
+        "viewed_at": iso_z(quote.occurred_at),
         "time_on_page_seconds": quote.time_on_page_seconds,
         "views": activity["views"],
     }

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
-from streams.events import BadRecord, Event, event_time, parse_time
+from streams.events import BadRecord, Event, event_time, iso_z, parse_time
 from streams.tables.projection import Fold, Tables
 
 __all__ = [
@@ -93,7 +93,7 @@ class Appointment:
 
 def iso(moment: datetime) -> str:
     """UTC, ISO-8601, `Z`: the form every time in these tables and derived events takes."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return iso_z(moment.astimezone(UTC))
 
 
 def _text(value: object) -> str | None:

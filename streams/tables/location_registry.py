@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from streams.events import BadRecord, Event, event_time
+from streams.events import BadRecord, Event, event_time, iso_z
 from streams.tables import locations
 from streams.tables.projection import Fold, Tables
 
@@ -86,7 +86,7 @@ def apply_lifecycle(location: RegisteredLocation | None, event: Event) -> Regist
     """The registry entry after a location-scoped lifecycle event."""
     body = event.body
     current = location or empty()
-    at = event_time(event).isoformat().replace("+00:00", "Z")
+    at = iso_z(event_time(event))
     updated: RegisteredLocation = {
         **current,
         "company_id": _text(body, "companyId") or current["company_id"],

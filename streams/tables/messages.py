@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.derived import preview
+from streams.events import iso_z
 from streams.tables.unread import InboundMessage
 
 __all__ = ["MESSAGE_TYPES", "NOTIFIED_MESSAGES", "new_message_data"]
@@ -25,5 +26,5 @@ def new_message_data(message: InboundMessage) -> dict[str, Any]:
         "contact_id": message.contact_id,
         "message_type": message.message_type,
         "preview": preview(message.body),
-        "date_added": message.occurred_at.isoformat().replace("+00:00", "Z"),
+        "date_added": iso_z(message.occurred_at),
     }

@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TypedDict
 
-from streams.events import BadRecord, Event, event_time
+from streams.events import BadRecord, Event, event_time, iso_z
 from streams.tables.projection import Fold, Tables
 
 __all__ = [
@@ -103,7 +103,7 @@ def apply_quote_event(
         "last_viewed_at": None,
         "signed_at": None,
     }
-    at = quote.occurred_at.isoformat().replace("+00:00", "Z")
+    at = iso_z(quote.occurred_at)
     updated: QuoteActivity = {
         **current,
         "sales_rep_id": quote.sales_rep_id or current["sales_rep_id"],
