@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from bench.common import PARTITIONS
-from streams.agents.family import Handler, headers_and_type
+from streams.agents.family import Family, Handler, headers_and_type
 from streams.app import live_families
 from streams.events import Event
 from streams.tables.projection import Tables
@@ -31,10 +31,10 @@ __all__ = ["Owners", "fold_record", "measure", "owners", "raw_records"]
 Owners = dict[str, list[Handler]]  # event type -> the handlers of the families that own it
 
 
-def owners(tables: Tables) -> Owners:
-    """The live worker's families bound to one partition's tables, by event type."""
+def owners(tables: Tables, families: Iterable[Family] | None = None) -> Owners:
+    """The live worker's families (or `families`) bound to one partition's tables, by type."""
     by_type: Owners = {}
-    for _, types, make_handler in live_families():
+    for _, types, make_handler in live_families() if families is None else families:
         handle = make_handler(tables)
         for kind in types:
             by_type.setdefault(kind, []).append(handle)

@@ -28,7 +28,7 @@ from typing import Any
 from aiokafka.partitioner import DefaultPartitioner
 
 from bench.common import PARTITIONS, bodies
-from bench.families import Owners, fold_record
+from bench.families import fold_record, owners
 from streams.agents.family import Family, Processor
 from streams.app import live_families
 from streams.codec import dumps
@@ -63,12 +63,7 @@ def records(count: int, source: str) -> dict[int, list[Any]]:
 
 def fold_dicts(by_partition: dict[int, list[Any]], families: list[Family]) -> None:
     for partition_records in by_partition.values():
-        tables: dict[str, dict[Any, Any]] = {name: {} for name in LIVE_TABLES}
-        by_type: Owners = {}
-        for _, types, make_handler in families:
-            handle = make_handler(tables)
-            for kind in types:
-                by_type.setdefault(kind, []).append(handle)
+        by_type = owners({name: {} for name in LIVE_TABLES}, families)
         for record in partition_records:
             fold_record(by_type, record)  # what row 2b times, record for record
 
@@ -99,8 +94,8 @@ def _inner(args: argparse.Namespace) -> None:
                 fold_worker(by_partition, families, Path(tmp))
 
 
-def count(argv: list[str]) -> float:
-    """Instructions per record for these options (two passes minus one)."""
+def count(argv: list[str], records: int) -> float:
+    """Instructions per record for these options (`records` of them; two passes minus one)."""
     refs = []
     for passes in (1, 2):
         command = [
@@ -114,8 +109,7 @@ def count(argv: list[str]) -> float:
         lines = [line for line in done.stderr.splitlines() if "I   refs:" in line]
         assert lines, done.stderr[-2000:]
         refs.append(int(lines[-1].split()[-1].replace(",", "")))
-    records_arg = argv[argv.index("--records") + 1] if "--records" in argv else "3000"
-    return (refs[1] - refs[0]) / int(records_arg)
+    return (refs[1] - refs[0]) / records
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         _inner(args)
         return
     own = sys.argv[1:] if argv is None else argv
-    print(f"{count(own):,.0f} instructions/record ({' '.join(own) or 'defaults'})")
+    print(f"{count(own, args.records):,.0f} instructions/record ({' '.join(own) or 'defaults'})")
 
 
 if __name__ == "__main__":
