@@ -679,6 +679,34 @@ func TestBatchPublish(t *testing.T) {
 	}
 }
 
+func TestStandinMessagesAfterACursorSurviveAReset(t *testing.T) {
+	h := newHarness(t)
+	h.do("POST", "/messages", basicAuth(), `{"channels":["one","two"],"messages":{"name":"1"}}`)
+	var all []historyItem
+	r := h.do("GET", "/_standin/messages?after=0", "", "")
+	r.json(t, &all)
+	if len(all) != 2 || r.header.Get("X-Standin-Last-Event") != "2" {
+		t.Fatalf("from the start: %d messages, cursor %q", len(all), r.header.Get("X-Standin-Last-Event"))
+	}
+	h.do("DELETE", "/_standin/messages", "", "")
+	h.do("POST", "/channels/three/messages", basicAuth(), `{"name":"2"}`)
+	r = h.do("GET", "/_standin/messages?after=2", "", "")
+	r.json(t, &all)
+	if len(all) != 1 || all[0].Channel != "three" || r.header.Get("X-Standin-Last-Event") != "3" {
+		t.Fatalf("after the cursor, across a reset: %+v, cursor %q", all, r.header.Get("X-Standin-Last-Event"))
+	}
+	r = h.do("GET", "/_standin/messages?after=3", "", "")
+	r.json(t, &all)
+	if len(all) != 0 {
+		t.Fatalf("nothing new: %+v", all)
+	}
+	for _, bad := range []string{"-1", "x"} {
+		if r := h.do("GET", "/_standin/messages?after="+bad, "", ""); r.status != 400 {
+			t.Fatalf("after=%s: %d", bad, r.status)
+		}
+	}
+}
+
 func TestStandinMessagesStatsReset(t *testing.T) {
 	h := newHarness(t)
 	h.do("POST", "/channels/one/messages", basicAuth(), `{"name":"1"}`)

@@ -588,8 +588,19 @@ func (s *Server) routeControl(w http.ResponseWriter, r *http.Request, what strin
 	case "messages":
 		switch r.Method {
 		case "GET":
-			ch, filter := r.URL.Query().Get("channel"), r.URL.Query().Has("channel")
-			msgs := s.store.all()
+			q := r.URL.Query()
+			ch, filter := q.Get("channel"), q.Has("channel")
+			after := int64(0)
+			if q.Has("after") {
+				n, err := strconv.ParseInt(q.Get("after"), 10, 64)
+				if err != nil || n < 0 {
+					writeError(w, newErr(400, 40003, "after must be a message's global acceptance number (0 or more)"))
+					return
+				}
+				after = n
+			}
+			msgs, last := s.store.after(after)
+			w.Header().Set("X-Standin-Last-Event", strconv.FormatInt(last, 10))
 			out := make([]historyItem, 0, len(msgs))
 			for _, m := range msgs {
 				if !filter || m.Channel == ch {

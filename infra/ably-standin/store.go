@@ -326,10 +326,14 @@ func (s *Store) history(channel string, forwards bool, limit int, start, end, cu
 	return out, -1
 }
 
-func (s *Store) all() []*storedMessage {
+// after returns the stored messages whose global acceptance number is above
+// n, in acceptance order, and the newest number handed out so far (a cursor for
+// the next call: numbers are never reused, not even across reset).
+func (s *Store) after(n int64) ([]*storedMessage, int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]*storedMessage(nil), s.order...)
+	i := sort.Search(len(s.order), func(i int) bool { return s.order[i].gseq > n })
+	return append([]*storedMessage(nil), s.order[i:]...), s.gseq
 }
 
 func (s *Store) reset() {
