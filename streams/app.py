@@ -146,6 +146,7 @@ def create_worker(
         ),
         tick_seconds=TICK_SECONDS,
         instance_id=instance_id(settings.data_dir / "worker"),
+        leave_on_stop=settings.leave_group_on_stop,
     )
     raw_log = RawLog(bootstrap)
     replays = Supervisor(settings, bootstrap, catalog, command or this_program())

@@ -71,6 +71,10 @@ class Settings:
     mongo_sink_projections: tuple[str, ...] = ()
     """`STREAMS_MONGO_SINK_PROJECTIONS` (comma-separated): the read models' projections; empty:
     every projection that has read models."""
+    leave_group_on_stop: bool = False
+    """`STREAMS_LEAVE_GROUP_ON_STOP=1`: a worker stopped cleanly leaves the consumer group, so
+    its partitions move at once (a scale-down); unset, it stays a member until its session times
+    out (10 s), and a restart on its data directory takes them back with no rebalance."""
 
     @property
     def embedded(self) -> bool:
@@ -148,4 +152,5 @@ class Settings:
             mongo_sink_uri=secret("STREAMS_MONGO_SINK_URI"),
             mongo_sink_database=text("STREAMS_MONGO_SINK_DB") or "streams",
             mongo_sink_projections=comma_separated(text("STREAMS_MONGO_SINK_PROJECTIONS")),
+            leave_group_on_stop=flag("STREAMS_LEAVE_GROUP_ON_STOP"),
         )

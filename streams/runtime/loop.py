@@ -32,7 +32,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from streams.errors import StreamsError
 from streams.runtime.changelog import reader
-from streams.runtime.ownership import Assignor, Placement
+from streams.runtime.ownership import Assignor, Placement, leave_when_stopped
 from streams.runtime.standby import Standby
 from streams.runtime.store import Store
 from streams.runtime.task import Task, TaskConfig
@@ -76,14 +76,18 @@ class Loop(ConsumerRebalanceListener):
         max_records: int = MAX_RECORDS,
         patience: float = PATIENCE,
         instance_id: str | None = None,
+        leave_on_stop: bool = False,
     ) -> None:
         """`instance_id`: a static group membership (KIP-345) that outlives the process: a worker
         restarted with it takes its partitions back at once, with no rebalance; None for a
-        dynamic member, which leaves the group when it stops."""
+        dynamic member, which leaves the group when it stops. `leave_on_stop`: a static member
+        that stops cleanly leaves too (a scale-down: its partitions move at once instead of
+        after its session times out); one stopping on a fault stays, to be restarted."""
         self.config, self.placement = config, placement
         self.replication_factor = replication_factor
         self.tick, self.tick_seconds, self.max_records = tick, tick_seconds, max_records
         self.patience, self.standbys, self.instance_id = patience, standbys, instance_id
+        self.leave_on_stop = leave_on_stop
         self.tasks: dict[int, Task] = {}
         self.assigned: set[int] = set()
         self.joined = False
@@ -279,6 +283,8 @@ class Loop(ConsumerRebalanceListener):
             with contextlib.suppress(BaseException):
                 await job
         await self.standby.stop()
+        if self.leave_on_stop and self.fatal is None:
+            leave_when_stopped(self.consumer)
         await self.consumer.stop()
         await self.reader.stop()
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.cluster import ClusterMetadata
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.coordinator.protocol import (
@@ -26,7 +27,7 @@ from yarl import URL
 
 from streams.codec import dumps, loads
 
-__all__ = ["Assignor", "Placement", "plan"]
+__all__ = ["Assignor", "Placement", "leave_when_stopped", "plan"]
 
 log = logging.getLogger(__name__)
 
@@ -159,3 +160,13 @@ def _decode(data: bytes | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def leave_when_stopped(consumer: AIOKafkaConsumer) -> None:
+    """Make a static member's `stop()` leave the group as a dynamic member's does, for a worker
+    stopped for good: a static member (KIP-345) stays in the group until its session times out,
+    and its partitions wait that long for another owner. aiokafka sends LeaveGroup on close only
+    for a member without a group instance id, and has no option for it (Kafka's own clients
+    have `CloseOptions.leaveGroup`); the broker takes the leave by member id (checked on 4.4:
+    the group empties at once; `tests/integration/test_runtime.py`)."""
+    consumer._coordinator._group_instance_id = None

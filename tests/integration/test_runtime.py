@@ -285,7 +285,7 @@ async def test_a_paused_worker_that_comes_back_writes_nothing_for_partitions_it_
 
 async def move_group_offsets_to_the_start(kafka: str) -> None:
     """Set the live group's committed offsets of the raw log back to 0, once the group is empty
-    (a stopped worker, a static member, leaves it when its session times out)."""
+    (the tests' workers leave it when they stop: STREAMS_LEAVE_GROUP_ON_STOP)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=APP_ID, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -336,3 +336,36 @@ async def test_a_worker_resumes_from_the_position_committed_with_its_state_not_t
         assert len(await derived_records(kafka_bootstrap, run)) == emitted_before
     finally:
         worker.stop()
+
+
+async def group_members(kafka: str, group: str) -> list[str]:
+    """The member ids of the group's members now (a static member's starts with its instance
+    id)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+    await admin.start()
+    try:
+        [described] = await admin.describe_consumer_groups([group])
+        [found] = described.to_object()["groups"]
+        return [member["member_id"] for member in found["members"]]
+    finally:
+        await admin.close()
+
+
+async def test_a_worker_stays_a_member_after_a_clean_stop_unless_told_to_leave(
+    kafka_bootstrap: str, ably_server: AblyServer, tmp_path: Path
+) -> None:
+    # A static member stays until its session times out (a restart takes its partitions back
+    # with no rebalance); with STREAMS_LEAVE_GROUP_ON_STOP=1 a clean stop leaves at once.
+    env = webhook_env(kafka_bootstrap, ably_server)
+    data = tmp_path / "worker"
+    for leave in ("0", "1"):
+        worker = start_worker(env | {"STREAMS_LEAVE_GROUP_ON_STOP": leave}, data)
+        try:
+            worker.wait_healthy()
+        finally:
+            worker.stop()
+        assert worker.process.returncode == 0, worker.tail()
+        instance = (data / "worker" / "instance-id").read_text().strip()
+        members = await group_members(kafka_bootstrap, APP_ID)
+        stayed = [m for m in members if m.startswith(f"{instance}-")]
+        assert (members, len(stayed)) == ((stayed, 1) if leave == "0" else ([], 0)), members

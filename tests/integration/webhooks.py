@@ -73,6 +73,8 @@ def webhook_env(kafka: str, ably: AblyServer, replication: int = 1) -> dict[str,
         "ABLY_ENDPOINT": f"http://{ably.address}",
         "STREAMS_API_TOKEN": API_TOKEN,
         "STREAMS_APP_JWT_SECRET": JWT_SECRET,
+        # Every test's workers stop for good: the next test's need not wait for their sessions.
+        "STREAMS_LEAVE_GROUP_ON_STOP": "1",
     }
 
 

@@ -49,6 +49,13 @@ def test_the_reminder_lead_time_is_fifteen_minutes_unless_set() -> None:
         Settings.from_env({"STREAMS_REMINDER_LEAD_SECONDS": "-1"})
 
 
+def test_a_stopped_worker_stays_in_its_group_unless_told_to_leave() -> None:
+    assert Settings.from_env({}).leave_group_on_stop is False
+    assert Settings.from_env({"STREAMS_LEAVE_GROUP_ON_STOP": "1"}).leave_group_on_stop is True
+    with pytest.raises(ValueError, match="STREAMS_LEAVE_GROUP_ON_STOP"):
+        Settings.from_env({"STREAMS_LEAVE_GROUP_ON_STOP": "soon"})
+
+
 def test_a_webhook_key_is_taken_as_pem_text_or_as_the_path_of_a_pem_file(tmp_path: Path) -> None:
     pem = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAi2HR1srL4o18O8BRa7gVJY7G7bupbN3H9AwJrHCDiOg=\n-----END PUBLIC KEY-----\n"
     path = tmp_path / "key.pub.pem"
