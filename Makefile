@@ -21,14 +21,14 @@ test:
 	echo "== set-up took $$((setup_done - start))s"; \
 	$(MAKE) --no-print-directory lint && \
 	(cd infra/ably-standin && go test ./...) && \
-	$(VENV)/bin/pytest tests; status=$$?; \
+	$(VENV)/bin/pytest tests --durations=15; status=$$?; \
 	end=$$(date +%s); \
 	echo "== set-up took $$((setup_done - start))s, checks and tests took $$((end - setup_done))s"; \
 	exit $$status
 
 # Tests that run for many minutes (ten minutes of sustained load); .ci/run runs them after `make test`.
 test-long: setup images
-	$(VENV)/bin/pytest tests -m long
+	$(VENV)/bin/pytest tests -m long --durations=5
 
 test-unit: setup
 	$(VENV)/bin/pytest tests/unit
