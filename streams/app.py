@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -35,7 +36,7 @@ from streams.dashboard import install_dashboard
 from streams.health import HealthFigures, health_publisher
 from streams.ingress.http import install_ingress
 from streams.ingress.raw_log import RawLog
-from streams.mongo_sink.sink import SINKABLE, MongoSink
+from streams.mongo_sink.documents import SINKABLE
 from streams.realtime_token import install_realtime_token
 from streams.replay.supervisor import Supervisor, this_program
 from streams.runtime.changelog import changelog_topic
@@ -48,6 +49,9 @@ from streams.tables.registry import LIVE_TABLES, PROJECTIONS
 from streams.topics import DERIVED, DLQ, RAW_WEBHOOKS
 from streams.web import install_health
 from streams.worker import Worker, worker_url
+
+if TYPE_CHECKING:
+    from streams.mongo_sink.sink import MongoSink
 
 __all__ = ["APP_ID", "FAMILIES", "create_worker", "live_families", "mongo_sink"]
 
@@ -91,6 +95,10 @@ def mongo_sink(
     projections: Sequence[str] = (),
 ) -> MongoSink:
     """The MongoDB read models' sink, from the settings unless given."""
+    # Imported here: PyMongo takes about 0.13 s to import, which a process without the sink
+    # (most workers, the ingress, every other command) need not pay at start.
+    from streams.mongo_sink.sink import MongoSink
+
     chosen = projections or settings.mongo_sink_projections or SINKABLE
     sink_uri = uri or settings.mongo_sink_uri
     if sink_uri is None:

@@ -29,7 +29,6 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 from bson import ObjectId
-from pymongo import ASCENDING, AsyncMongoClient
 
 from streams.codec import dumps, loads_object
 from streams.errors import StreamsError
@@ -144,6 +143,8 @@ async def backfill(
     if last_id is not None:
         query["_id"] = {"$gt": last_id}
     in_log = await logged_webhook_ids(raw_log.bootstrap)
+
+    from pymongo import ASCENDING, AsyncMongoClient  # imported when used: see streams.app
 
     client: AsyncMongoClient = AsyncMongoClient(uri, tz_aware=True)
     try:

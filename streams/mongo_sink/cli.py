@@ -9,20 +9,21 @@ import signal
 import time
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams import metrics
-from streams.mongo_sink.documents import models_of
-from streams.mongo_sink.sink import SINKABLE, check_projections, mongo_client, sources
-from streams.mongo_sink.writer import ReadModelWriter
+from streams.mongo_sink.documents import SINKABLE, check_projections, models_of
 from streams.replay.control import read_versions
 from streams.runtime.changelog import reader
 from streams.settings import Secret, Settings, comma_separated
 from streams.tables.projection import Projection
 from streams.topics import ready_kafka
+
+if TYPE_CHECKING:
+    from streams.mongo_sink.writer import ReadModelWriter
 
 __all__ = ["add_commands", "sink_lag"]
 
@@ -95,6 +96,9 @@ async def sink_lag(
     """Each (projection, version, read model): its collection, whether the alias names it, and
     how far MongoDB is behind its changelog, in records and in seconds (the age of the oldest
     change not yet written)."""
+    from streams.mongo_sink.sink import mongo_client, sources  # PyMongo: see streams.app
+    from streams.mongo_sink.writer import ReadModelWriter
+
     by_name = {p.name: p for p in catalog}
     chosen = names or SINKABLE
     found = sources(await read_versions(bootstrap), chosen, by_name)

@@ -19,7 +19,15 @@ from streams.queries import appointment_entry, unread_answer
 from streams.tables import appointments, contacts, leads, pipeline, revenue, unread
 from streams.tables.projection import Tables
 
-__all__ = ["READ_MODELS", "ReadModel", "affected_locations", "doc_id", "models_of"]
+__all__ = [
+    "READ_MODELS",
+    "SINKABLE",
+    "ReadModel",
+    "affected_locations",
+    "check_projections",
+    "doc_id",
+    "models_of",
+]
 
 Documents = dict[str, dict[str, Any]]  # _id -> document (without the sink's bookkeeping)
 
@@ -161,6 +169,17 @@ _BY_LOCATION = {
     pipeline.PIPELINES,
     appointments.APPOINTMENTS,
 }
+
+
+SINKABLE = ("revenue", "unread", "leads", "pipeline", "appointments")  # those with read models
+
+
+def check_projections(names: Iterable[str]) -> None:
+    unknown = [p for p in names if p not in SINKABLE]
+    if unknown:
+        raise ValueError(
+            f"no read model for {', '.join(unknown)}; the sink writes {', '.join(SINKABLE)}"
+        )
 
 
 def models_of(projections: Iterable[str]) -> tuple[ReadModel, ...]:

@@ -33,7 +33,7 @@ from pymongo.errors import PyMongoError
 
 from streams import metrics
 from streams.errors import StreamsError
-from streams.mongo_sink.documents import ReadModel, models_of, tables_of
+from streams.mongo_sink.documents import ReadModel, check_projections, models_of, tables_of
 from streams.mongo_sink.pending import Pending
 from streams.mongo_sink.writer import ReadModelWriter
 from streams.replay.control import watch_versions
@@ -43,11 +43,10 @@ from streams.runtime.store import Store
 from streams.settings import Secret
 from streams.tables.projection import Projection
 
-__all__ = ["SINKABLE", "MongoSink", "check_projections", "mongo_client", "sink_group", "sources"]
+__all__ = ["MongoSink", "mongo_client", "sink_group", "sources"]
 
 log = logging.getLogger(__name__)
 
-SINKABLE = ("revenue", "unread", "leads", "pipeline", "appointments")
 MAX_RECORDS = 50_000  # changelog records per round: a backlog coalesces into large writes
 MAX_PAUSE = 5.0  # seconds between two attempts at MongoDB, at most
 CONTROL_SECONDS = 1.0  # aliases, drops and lag, this often
@@ -55,14 +54,6 @@ CONTROL_SECONDS = 1.0  # aliases, drops and lag, this often
 T = TypeVar("T")
 # Changelog topic -> projection -> the version of it that topic holds.
 Sources = dict[str, dict[str, int]]
-
-
-def check_projections(names: Iterable[str]) -> None:
-    unknown = [p for p in names if p not in SINKABLE]
-    if unknown:
-        raise ValueError(
-            f"no read model for {', '.join(unknown)}; the sink writes {', '.join(SINKABLE)}"
-        )
 
 
 def sink_group(database: str) -> str:
