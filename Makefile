@@ -26,7 +26,7 @@ test:
 	echo "== set-up took $$((setup_done - start))s, checks and tests took $$((end - setup_done))s"; \
 	exit $$status
 
-# Tests that run for many minutes (ten minutes of sustained load); .ci/run runs them after `make test`.
+# Tests that run for many minutes (ten minutes of sustained load); .ci/run runs them beside `make test`.
 test-long: setup images
 	$(VENV)/bin/pytest tests -m long --durations=5
 
