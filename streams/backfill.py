@@ -28,7 +28,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
-from bson import ObjectId
 
 from streams.codec import dumps, loads_object
 from streams.errors import StreamsError
@@ -209,11 +208,17 @@ def _read_checkpoint(path: Path) -> Any:
     except FileNotFoundError:
         return None
     value = saved["last_id"]
-    return ObjectId(value["$oid"]) if isinstance(value, dict) else value
+    if not isinstance(value, dict):
+        return value
+    from bson import ObjectId  # PyMongo's, imported when used: see `backfill`
+
+    return ObjectId(value["$oid"])
 
 
 def _write_checkpoint(path: Path, last_id: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    from bson import ObjectId
+
     value = {"$oid": str(last_id)} if isinstance(last_id, ObjectId) else last_id
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps({"last_id": value}))

@@ -72,9 +72,10 @@ class Settings:
     """`STREAMS_MONGO_SINK_PROJECTIONS` (comma-separated): the read models' projections; empty:
     every projection that has read models."""
     leave_group_on_stop: bool = False
-    """`STREAMS_LEAVE_GROUP_ON_STOP=1`: a worker stopped cleanly leaves the consumer group, so
-    its partitions move at once (a scale-down); unset, it stays a member until its session times
-    out (10 s), and a restart on its data directory takes them back with no rebalance."""
+    """`STREAMS_LEAVE_GROUP_ON_STOP=1`: a worker stopped (a signal, not a fault) leaves the
+    consumer group, so its partitions move at once (a data directory that does not outlive the
+    worker, a scale-down); unset, it stays a member until its session times out (10 s), and a
+    restart on its data directory takes them back with no rebalance."""
 
     @property
     def embedded(self) -> bool:

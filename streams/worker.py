@@ -106,6 +106,8 @@ async def _run(worker: Worker) -> int:
             log.critical("a service ended: %r; stopping the worker", exc, exc_info=exc)
             status = EXIT_TRANSIENT_FAILURE
     finally:
+        if status != 0:  # a fault: its supervisor restarts the worker, as the same member
+            worker.loop.leave_on_stop = False
         for task in [loop_task, *services, stop_wait]:
             task.cancel()
         with contextlib.suppress(TimeoutError):

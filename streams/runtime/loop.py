@@ -81,8 +81,9 @@ class Loop(ConsumerRebalanceListener):
         """`instance_id`: a static group membership (KIP-345) that outlives the process: a worker
         restarted with it takes its partitions back at once, with no rebalance; None for a
         dynamic member, which leaves the group when it stops. `leave_on_stop`: a static member
-        that stops cleanly leaves too (a scale-down: its partitions move at once instead of
-        after its session times out); one stopping on a fault stays, to be restarted."""
+        that is stopped (cancelled) leaves too, so its partitions move at once instead of after
+        its session times out; one stopping on a fault stays, to be restarted. Set it off before
+        cancelling to stop without leaving."""
         self.config, self.placement = config, placement
         self.replication_factor = replication_factor
         self.tick, self.tick_seconds, self.max_records = tick, tick_seconds, max_records
@@ -160,6 +161,7 @@ class Loop(ConsumerRebalanceListener):
         await self.consumer.start()
         standby = asyncio.ensure_future(self.standby.run())
         standby.add_done_callback(self._standby_ended)
+        stopped = False  # by its owner (a signal), not by a fault
         try:
             while self.fatal is None:
                 fetched = await self.consumer.getmany(
@@ -173,9 +175,12 @@ class Loop(ConsumerRebalanceListener):
                     self._halt(exc)
                     raise
             raise StopWorker(str(self.fatal)) from self.fatal
+        except asyncio.CancelledError:
+            stopped = True
+            raise
         finally:
             standby.cancel()
-            await self._stop()
+            await self._stop(leave=stopped and self.leave_on_stop and self.fatal is None)
 
     def _round(self, fetched: Mapping[TopicPartition, list[Any]]) -> None:
         """Fold what arrived and start the commits; no await between the fetch and the folds,
@@ -267,7 +272,7 @@ class Loop(ConsumerRebalanceListener):
         if task.partition in self.assigned:
             self._open_later(task.partition)
 
-    async def _stop(self) -> None:
+    async def _stop(self, leave: bool) -> None:
         for opening in self.opening.values():
             opening.cancel()
         for p in list(self.tasks):
@@ -283,7 +288,7 @@ class Loop(ConsumerRebalanceListener):
             with contextlib.suppress(BaseException):
                 await job
         await self.standby.stop()
-        if self.leave_on_stop and self.fatal is None:
+        if leave:
             leave_when_stopped(self.consumer)
         await self.consumer.stop()
         await self.reader.stop()

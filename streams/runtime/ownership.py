@@ -168,5 +168,15 @@ def leave_when_stopped(consumer: AIOKafkaConsumer) -> None:
     and its partitions wait that long for another owner. aiokafka sends LeaveGroup on close only
     for a member without a group instance id, and has no option for it (Kafka's own clients
     have `CloseOptions.leaveGroup`); the broker takes the leave by member id (checked on 4.4:
-    the group empties at once; `tests/integration/test_runtime.py`)."""
-    consumer._coordinator._group_instance_id = None
+    the group empties at once; `tests/integration/test_runtime.py`). The instance id is
+    dropped only as the coordinator leaves, after its last join: a rejoin still under way when
+    the stop began keeps its static identity."""
+    coordinator = consumer._coordinator
+    leave = coordinator._maybe_leave_group
+    assert hasattr(coordinator, "_group_instance_id"), "aiokafka's coordinator has changed"
+
+    async def leave_as_a_dynamic_member() -> None:
+        coordinator._group_instance_id = None
+        await leave()
+
+    coordinator._maybe_leave_group = leave_as_a_dynamic_member
