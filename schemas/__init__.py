@@ -9,5 +9,5 @@
 The schema files are the source of truth: `python -m schemas.docs` generates docs/events.md from
 them, and the tests check the derived events the code produces against them. The product itself
 does not validate at run time (the folds check what they use, and a record they cannot use goes to
-the dead letters), so `jsonschema` is a development dependency only (`schemas.validate`).
+the dead letters), so `jsonschema-rs` is a development dependency only (`schemas.validate`).
 """

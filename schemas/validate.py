@@ -1,5 +1,5 @@
-"""Validating instances against the schema files with `jsonschema` (Draft 2020-12), resolving
-`$ref`s between the files from disk: nothing is fetched."""
+"""Validating instances against the schema files with `jsonschema-rs` (Draft 2020-12, formats
+checked), resolving `$ref`s between the files from a registry of them: nothing is fetched."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import json
 from functools import cache
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
+import jsonschema_rs
 
 from schemas.catalog import BASE_URI, SCHEMA_DIR, load, schema_files
 
@@ -16,35 +15,31 @@ __all__ = ["ably_message_problems", "check_schema", "derived_event_problems", "p
 
 
 @cache
-def _registry() -> Registry:
+def _registry() -> jsonschema_rs.Registry:
     resources = []
     for path in schema_files():
         relative = path.relative_to(SCHEMA_DIR).as_posix()
         schema = load(relative)
         if schema.get("$id") != BASE_URI + relative:
             raise ValueError(f"{relative}: $id must be {BASE_URI + relative}")
-        resources.append((schema["$id"], Resource.from_contents(schema)))
-    return Registry().with_resources(resources)
+        resources.append((schema["$id"], schema))
+    return jsonschema_rs.Registry(resources)
 
 
 @cache
-def _validator(relative: str) -> Draft202012Validator:
-    return Draft202012Validator(
-        load(relative),
-        registry=_registry(),
-        format_checker=Draft202012Validator.FORMAT_CHECKER,
-    )
+def _validator(relative: str) -> Any:
+    return jsonschema_rs.validator_for(load(relative), registry=_registry(), validate_formats=True)
 
 
 def check_schema(relative: str) -> None:
-    """Raise `jsonschema.SchemaError` unless the file is a valid Draft 2020-12 schema."""
-    Draft202012Validator.check_schema(load(relative))
+    """Raise `jsonschema_rs.ValidationError` unless the file is a valid Draft 2020-12 schema."""
+    jsonschema_rs.meta.validate(load(relative))
 
 
 def problems(relative: str, instance: Any) -> list[str]:
     """Why `instance` does not match the schema at `relative`, one line each ([] when it does)."""
     return [
-        f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
+        f"{'/'.join(str(p) for p in error.instance_path) or '(root)'}: {error.message}"
         for error in _validator(relative).iter_errors(instance)
     ]
 
