@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -25,6 +26,7 @@ from streams.runtime.changelog import read_changelog, reader, restore
 from streams.runtime.store import POSITION, Store, store_key
 from streams.runtime.transaction import Effects, PartitionLost, Transaction
 from streams.topics import RAW_WEBHOOKS, ensure_topics
+from streams.worker import EXIT_TRANSIENT_FAILURE
 from tests.integration.processes import Worker, free_port, start_worker, wait_for
 from tests.integration.services import TEST_PARTITIONS, AblyServer
 from tests.integration.test_faults import notifications_wrong, projections_match
@@ -34,6 +36,8 @@ from tests.integration.webhooks import (
     consumed_after,
     deliver,
     derived_records,
+    post_webhook,
+    query,
     webhook_env,
 )
 from tests.traffic import expected, generate
@@ -369,3 +373,41 @@ async def test_a_worker_stays_a_member_after_a_clean_stop_unless_told_to_leave(
         members = await group_members(kafka_bootstrap, APP_ID)
         stayed = [m for m in members if m.startswith(f"{instance}-")]
         assert (members, len(stayed)) == ((stayed, 1) if leave == "0" else ([], 0)), members
+
+
+async def test_a_worker_that_stops_on_a_fault_stays_a_member_to_be_restarted(
+    kafka_bootstrap: str, ably_server: AblyServer, tmp_path: Path
+) -> None:
+    # STREAMS_LEAVE_GROUP_ON_STOP is set (webhook_env), but a fault is no stop for good: the
+    # worker stays a member, and its restart (here with the fix) takes its partitions back.
+    env = webhook_env(kafka_bootstrap, ably_server)
+    data = tmp_path / "worker"
+    location = f"b{uuid.uuid4().hex[:6]}"
+    contact = {
+        "type": "ContactCreate",
+        "locationId": location,
+        "id": f"{location}-c",
+        "firstName": "Bug",
+        "dateAdded": "2026-03-02T10:00:00Z",
+        "webhookId": f"{location}-wh",
+    }
+    buggy = start_worker(
+        env, data, program=[sys.executable, "-m", "tests.integration.worker_with_a_bug"]
+    )
+    try:
+        buggy.wait_healthy()
+        status, answer = post_webhook(buggy, contact)
+        assert status == 200, answer
+        assert buggy.process.wait(120) == EXIT_TRANSIENT_FAILURE, buggy.tail()
+    finally:
+        buggy.stop()
+    instance = (data / "worker" / "instance-id").read_text().strip()
+    members = await group_members(kafka_bootstrap, APP_ID)
+    assert len(members) == 1 and members[0].startswith(f"{instance}-"), members
+    fixed = start_worker(env, data)
+    try:
+        fixed.wait_healthy()
+        assert wait_for(lambda: query(fixed, location, "leads")[1].get("total") == 1), fixed.tail()
+    finally:
+        fixed.stop()
+    assert await group_members(kafka_bootstrap, APP_ID) == []
