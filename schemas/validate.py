@@ -1,5 +1,6 @@
 """Validating instances against the schema files with `jsonschema-rs` (Draft 2020-12, formats
-checked), resolving `$ref`s between the files from a registry of them: nothing is fetched."""
+checked), resolving `$ref`s between the files from a registry of them: nothing is fetched (a
+`$ref` to no file fails, it is not looked up on the network)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import jsonschema_rs
 
 from schemas.catalog import BASE_URI, SCHEMA_DIR, load, schema_files
 
-__all__ = ["ably_message_problems", "check_schema", "derived_event_problems", "problems"]
+__all__ = ["DRAFT", "ably_message_problems", "check_schema", "derived_event_problems", "problems"]
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
 @cache
@@ -28,12 +31,18 @@ def _registry() -> jsonschema_rs.Registry:
 
 @cache
 def _validator(relative: str) -> Any:
-    return jsonschema_rs.validator_for(load(relative), registry=_registry(), validate_formats=True)
+    return jsonschema_rs.validator_for(
+        load(relative), registry=_registry(), validate_formats=True, offline=True
+    )
 
 
 def check_schema(relative: str) -> None:
-    """Raise `jsonschema_rs.ValidationError` unless the file is a valid Draft 2020-12 schema."""
-    jsonschema_rs.meta.validate(load(relative))
+    """Raise unless the file is a valid Draft 2020-12 schema (`jsonschema_rs.ValidationError`
+    when it is not valid, ValueError when it says it is of another draft)."""
+    schema = load(relative)
+    if schema.get("$schema", DRAFT) != DRAFT:
+        raise ValueError(f"{relative}: $schema must be {DRAFT}")
+    jsonschema_rs.meta.validate(schema)
 
 
 def problems(relative: str, instance: Any) -> list[str]:

@@ -410,4 +410,5 @@ async def test_a_worker_that_stops_on_a_fault_stays_a_member_to_be_restarted(
         assert wait_for(lambda: query(fixed, location, "leads")[1].get("total") == 1), fixed.tail()
     finally:
         fixed.stop()
+    assert fixed.process.returncode == 0, fixed.tail()
     assert await group_members(kafka_bootstrap, APP_ID) == []
