@@ -5,14 +5,13 @@ refuses invoices in Kuwaiti dinars. The test dead-letters such an invoice here, 
 from __future__ import annotations
 
 import sys
-from types import SimpleNamespace
 from typing import Any
 
-from streams import app
 from streams.agents import payments
 from streams.cli import main
 from streams.events import BadRecord, Event
 from streams.tables.projection import Tables
+from tests.integration.builds import replace_family
 
 BUG = "KWD is not supported yet"
 
@@ -28,11 +27,7 @@ def handler(tables: Tables) -> Any:
     return with_bug
 
 
-# A stand-in module for payments: mypy types FAMILIES as the four real modules.
-app.FAMILIES = tuple(  # type: ignore[assignment]
-    (name, SimpleNamespace(TYPES=payments.TYPES, handler=handler) if name == "payments" else module)
-    for name, module in app.FAMILIES
-)
+replace_family("payments", payments.TYPES, handler)
 
 if __name__ == "__main__":
     sys.exit(main())

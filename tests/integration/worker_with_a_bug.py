@@ -4,14 +4,13 @@ contact named "Bug": its worker must stop without committing (exit 75), to be re
 from __future__ import annotations
 
 import sys
-from types import SimpleNamespace
 from typing import Any
 
-from streams import app
 from streams.agents import contacts
 from streams.cli import main
 from streams.events import Event
 from streams.tables.projection import Tables
+from tests.integration.builds import replace_family
 
 
 def handler(tables: Tables) -> Any:
@@ -25,11 +24,7 @@ def handler(tables: Tables) -> Any:
     return with_bug
 
 
-# A stand-in module for contacts: mypy types FAMILIES as the real modules.
-app.FAMILIES = tuple(  # type: ignore[assignment]
-    (name, SimpleNamespace(TYPES=contacts.TYPES, handler=handler) if name == "contacts" else module)
-    for name, module in app.FAMILIES
-)
+replace_family("contacts", contacts.TYPES, handler)
 
 if __name__ == "__main__":
     sys.exit(main())
