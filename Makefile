@@ -21,6 +21,7 @@ test:
 	echo "== set-up took $$((setup_done - start))s"; \
 	$(MAKE) --no-print-directory lint && \
 	(cd infra/ably-standin && go test ./...) && \
+	(cd bench/loadgen && go vet ./... && go test ./...) && \
 	$(VENV)/bin/pytest tests --durations=15; status=$$?; \
 	end=$$(date +%s); \
 	echo "== set-up took $$((setup_done - start))s, checks and tests took $$((end - setup_done))s"; \

@@ -12,8 +12,8 @@ held" search doubles the rate from 100/s until p99 reaches 100 ms.
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import hashlib
 import math
 import os
 import subprocess
@@ -22,8 +22,6 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-
-import aiohttp
 
 from bench.common import worker_env
 from bench.ingress import SigningKey
@@ -36,6 +34,7 @@ __all__ = ["Step", "measure", "polling_reference"]
 KEY = "bench.key:secret"
 # 5 webhooks/s per location at 1,000/s: each location channel stays within Ably's 50 messages/s.
 LOCATIONS = 200
+LOADGEN = Path(__file__).parent / "loadgen"
 WARM_UP_SECONDS = 20.0  # at 500/s before the first measured step
 
 
@@ -71,45 +70,74 @@ def _standin(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     return process, url
 
 
-async def send_messages(
-    url: str, key: SigningKey, rate: int, hold: float, tag: str
-) -> dict[str, float]:
-    """Post rate*hold InboundMessage webhooks on schedule; message id -> send time (ms)."""
-    sent: dict[str, float] = {}
-    count = int(rate * hold)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+def loadgen_binary() -> Path:
+    """bench/loadgen built for these sources (once: the binary's name carries their hash)."""
+    sources = sorted(p for p in LOADGEN.glob("*") if p.name == "go.mod" or p.suffix == ".go")
+    digest = hashlib.sha256(
+        b"".join(p.read_bytes() for p in sources if not p.name.endswith("_test.go"))
+    ).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    binary = cache / "streams" / "loadgen" / f"loadgen-{digest}"
+    if not binary.exists():
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["go", "build", "-trimpath", "-o", str(binary), "."],
+            cwd=LOADGEN,
+            env={**os.environ, "CGO_ENABLED": "0", "GOPROXY": "off", "GOFLAGS": "-buildvcs=false"},
+            check=True,
+        )
+    return binary
 
-        async def post(n: int) -> None:
-            location = f"lat-{tag}-{n % LOCATIONS}"
-            message_id = f"{tag}-m{n}"
-            body, headers = key.signed(
-                dumps(
-                    {
-                        "type": "InboundMessage",
-                        "locationId": location,
-                        "conversationId": f"{location}-conv{n % 7}",
-                        "messageId": message_id,
-                        "body": "latency probe",
-                        "messageType": "SMS",
-                        "direction": "inbound",
-                        "dateAdded": "2026-03-01T12:00:00Z",
-                        "webhookId": f"wh-{message_id}",
-                    }
+
+def send_messages(url: str, key: SigningKey, rate: int, hold: float, tag: str) -> dict[str, float]:
+    """Post rate*hold InboundMessage webhooks on schedule; message id -> send time (ms).
+
+    The requests are built and signed first (HighLevel's work, not the system's), then
+    bench/loadgen sends them, on the two cores the system under test runs on: about half the CPU
+    of the aiohttp client this process used until 2026-12-07 (bench/loadgen/main.go)."""
+    ids: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="streams-bench-load-") as tmp:
+        requests, sent_file = Path(tmp) / "requests", Path(tmp) / "sent"
+        with requests.open("wb") as out:
+            for n in range(int(rate * hold)):
+                location = f"lat-{tag}-{n % LOCATIONS}"
+                message_id = f"{tag}-m{n}"
+                body, headers = key.signed(
+                    dumps(
+                        {
+                            "type": "InboundMessage",
+                            "locationId": location,
+                            "conversationId": f"{location}-conv{n % 7}",
+                            "messageId": message_id,
+                            "body": "latency probe",
+                            "messageType": "SMS",
+                            "direction": "inbound",
+                            "dateAdded": "2026-03-01T12:00:00Z",
+                            "webhookId": f"wh-{message_id}",
+                        }
+                    )
                 )
-            )
-            sent[message_id] = time.time() * 1000
-            async with session.post(url, data=body, headers=headers) as response:
-                await response.read()
-
-        start = time.perf_counter()
-        tasks = []
-        for n in range(count):
-            delay = start + n / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(post(n)))
-        await asyncio.gather(*tasks)
-    return sent
+                out.write(dumps({"body": body.decode(), "headers": headers}) + b"\n")
+                ids.append(message_id)
+        subprocess.run(
+            [
+                str(loadgen_binary()),
+                "--url",
+                url,
+                "--rate",
+                str(rate),
+                "--requests",
+                str(requests),
+                "--sent",
+                str(sent_file),
+            ],
+            check=True,
+        )
+        lines = sent_file.read_text().splitlines()
+    refused = sum(1 for line in lines if line.split()[1] != "200")
+    if refused:
+        print(f"{refused} of {len(lines)} webhooks not answered 200", flush=True)
+    return {message_id: float(line.split()[0]) for message_id, line in zip(ids, lines, strict=True)}
 
 
 def _received(standin: str, tag: str) -> dict[str, float]:
@@ -139,7 +167,7 @@ def _step(
     worker_url: str, standin: str, key: SigningKey, rate: int, hold: float, drain: float
 ) -> Step:
     tag = f"r{rate}-{int(time.time())}"
-    sent = asyncio.run(send_messages(f"{worker_url}/webhooks/ghl", key, rate, hold, tag))
+    sent = send_messages(f"{worker_url}/webhooks/ghl", key, rate, hold, tag)
     deadline = time.monotonic() + drain
     received = _received(standin, tag)
     while len(received) < len(sent) and time.monotonic() < deadline:

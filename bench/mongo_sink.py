@@ -132,10 +132,10 @@ def _lag(bootstrap: str, uri: str, figures: SinkFigures) -> None:
             ingress.wait_healthy()
             url = f"{ingress.url}/webhooks/ghl"
             alive = lambda: worker.process.poll() is None  # noqa: E731
-            asyncio.run(latency.send_messages(url, key, 500, 10, "warm"))  # warm, as row 4
+            latency.send_messages(url, key, 500, 10, "warm")  # warm, as row 4
             asyncio.run(_caught_up(bootstrap, uri, database, alive))
             before = _buckets(http("GET", f"{worker.url}/metrics")[1])
-            asyncio.run(latency.send_messages(url, key, figures.rate, figures.hold, "lag"))
+            latency.send_messages(url, key, figures.rate, figures.hold, "lag")
             asyncio.run(_caught_up(bootstrap, uri, database, alive))
             after = _buckets(http("GET", f"{worker.url}/metrics")[1])
         finally:

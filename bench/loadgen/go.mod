@@ -1,0 +1,3 @@
+module streams/bench/loadgen
+
+go 1.22
