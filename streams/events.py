@@ -7,10 +7,10 @@ The raw record on `ghl.webhooks.v1` is the exact body bytes; `webhook-id`, `even
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import MAXYEAR, MINYEAR, UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.codec import loads_object
@@ -34,6 +34,7 @@ __all__ = [
     "zone",
 ]
 
+T = TypeVar("T")
 SOURCES = ("live", "import", "backfill")
 
 # Invoice examples carry no `type`; their `status` says which invoice event it is.
@@ -64,6 +65,9 @@ class Event:
     location_id: str | None = field(init=False, compare=False)
     _time: datetime | None = field(default=None, init=False, repr=False, compare=False)
     _occurred_at: str | None = field(default=None, init=False, repr=False, compare=False)
+    _read: dict[Callable[[Event], Any], Any] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         value = self.body.get("locationId")
@@ -74,6 +78,18 @@ class Event:
     @property
     def live(self) -> bool:
         return self.source == "live"
+
+    def once(self, read: Callable[[Event], T]) -> T:
+        """`read(self)`, worked out once for this event: a pure reading of the body that
+        several families make (an error is raised again on each call, not kept)."""
+        known = self._read
+        if known is None:
+            known = {}
+            object.__setattr__(self, "_read", known)
+        if read in known:
+            return cast(T, known[read])
+        value = known[read] = read(self)
+        return value
 
     @classmethod
     def from_record(

@@ -86,6 +86,11 @@ def _text(body: dict[str, object], name: str) -> str | None:
 
 
 def inbound_from(event: Event) -> InboundMessage:
+    """The inbound message `event` states (read once per event: two families fold it)."""
+    return event.once(_inbound_from)
+
+
+def _inbound_from(event: Event) -> InboundMessage:
     body = event.body
     location_id = event.location_id
     conversation_id = _text(body, "conversationId")

@@ -90,3 +90,25 @@ def test_a_records_received_at_header_is_read_when_it_is_a_number() -> None:
     )
     assert received_at_header([("received-at", b"soon")]) is None
     assert received_at_header(None) is None
+
+
+def test_a_reading_is_worked_out_once_per_event_and_a_refusal_each_time() -> None:
+    calls: list[str] = []
+
+    def conversation(event: Event) -> str:
+        calls.append(event.webhook_id)
+        value = event.body.get("conversationId")
+        if not isinstance(value, str):
+            raise BadRecord("conversationId is required")
+        return value
+
+    good = Event("InboundMessage", {"conversationId": "c1"}, "w-1", 0, "live")
+    assert good.once(conversation) == good.once(conversation) == "c1"
+    other = Event("InboundMessage", {"conversationId": "c2"}, "w-2", 0, "live")
+    assert other.once(conversation) == "c2"  # each event its own
+    bad = Event("InboundMessage", {}, "w-3", 0, "live")
+    for _ in range(2):
+        with pytest.raises(BadRecord):
+            bad.once(conversation)
+    assert calls == ["w-1", "w-2", "w-3", "w-3"]
+    assert good == Event("InboundMessage", {"conversationId": "c1"}, "w-1", 0, "live")
