@@ -80,12 +80,22 @@ def loadgen_binary() -> Path:
     binary = cache / "streams" / "loadgen" / f"loadgen-{digest}"
     if not binary.exists():
         binary.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["go", "build", "-trimpath", "-o", str(binary), "."],
-            cwd=LOADGEN,
-            env={**os.environ, "CGO_ENABLED": "0", "GOPROXY": "off", "GOFLAGS": "-buildvcs=false"},
-            check=True,
-        )
+        try:
+            subprocess.run(
+                ["go", "build", "-trimpath", "-o", f"{binary}.tmp", "."],
+                cwd=LOADGEN,
+                env=os.environ
+                | {"CGO_ENABLED": "0", "GOPROXY": "off", "GOFLAGS": "-buildvcs=false"},
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+        except (OSError, subprocess.CalledProcessError) as exc:
+            detail = getattr(exc, "stderr", None) or str(exc)
+            raise RuntimeError(
+                f"building bench/loadgen failed (it needs Go 1.22+):\n{detail}"
+            ) from None
+        Path(f"{binary}.tmp").replace(binary)  # never a half-written binary under its name
     return binary
 
 

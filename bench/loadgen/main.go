@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -60,6 +61,7 @@ func readRequests(path string) ([]request, error) {
 func send(client *http.Client, url string, rate float64, requests []request) []outcome {
 	outcomes := make([]outcome, len(requests))
 	var wg sync.WaitGroup
+	var failures atomic.Int64
 	start := time.Now()
 	for n := range requests {
 		if wait := time.Until(start.Add(time.Duration(float64(n) / rate * float64(time.Second)))); wait > 0 {
@@ -80,7 +82,9 @@ func send(client *http.Client, url string, rate float64, requests []request) []o
 			outcomes[n].sentMs = float64(time.Now().UnixMicro()) / 1000
 			resp, err := client.Do(req)
 			if err != nil {
-				fmt.Fprintf(os.Stderr, "request %d: %v\n", n, err)
+				if failures.Add(1) <= 5 { // the first few say why; the count says how many
+					fmt.Fprintf(os.Stderr, "request %d: %v\n", n, err)
+				}
 				return
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
@@ -89,6 +93,9 @@ func send(client *http.Client, url string, rate float64, requests []request) []o
 		}(n)
 	}
 	wg.Wait()
+	if n := failures.Load(); n > 5 {
+		fmt.Fprintf(os.Stderr, "... %d requests failed in all\n", n)
+	}
 	return outcomes
 }
 

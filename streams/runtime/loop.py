@@ -1,7 +1,8 @@
 """The loop of one group member: poll, fold, commit (Kafka Streams' `StreamThread`).
 
-Each round takes what has arrived (`getmany`, at most `max_records`, returning at once when
-records are ready: a lone record starts at once, a backlog moves in large batches), folds each
+Each round takes what has arrived (`getmany`, at most `max_records`, fewer while a partition
+has just begun opening; returning at once when records are ready: a lone record starts at once,
+a backlog moves in large batches), folds each
 partition's records in its task, and starts the commit of every partition that changed, each in
 its own transaction, without waiting for it: the next round folds while commits are in flight,
 and a partition whose commit is in flight commits what was folded meanwhile as soon as it is
@@ -47,10 +48,12 @@ MAX_RECORDS = 10_000  # records per round, all partitions together
 # A round folds without awaiting, and an aiokafka request takes about seven turns of the event
 # loop, so a partition being opened (its producer, its restore: a few requests) got a turn only
 # between rounds: the 2nd to 4th partitions of a worker started on a backlog opened 1.2 to 2.7 s
-# after the first. Until every partition is open, each round first leaves the loop to the
-# openings for a moment, and folds fewer records.
+# after the first. For the first seconds of an opening, each round first leaves the loop to it
+# for up to OPENING_TURN_S and folds fewer records; an opening that takes longer (a large
+# restore, Kafka unreachable) no longer holds the open partitions back.
 OPENING_TURN_S = 0.05
 OPENING_MAX_RECORDS = 1_000
+OPENING_TURNS_FOR_S = 2.0
 IDLE_MS = 100  # how long a round waits when nothing has arrived (records end the wait at once)
 PATIENCE = 300.0  # seconds a partition keeps trying to reach Kafka before the worker stops
 RETRY_PAUSE = 1.0
@@ -104,6 +107,7 @@ class Loop(ConsumerRebalanceListener):
         self.restoring = asyncio.Lock()
         self.standby = Standby(config)
         self.opening: dict[int, asyncio.Task[None]] = {}
+        self._opening_since: dict[int, float] = {}  # monotonic time each opening began
         self._next_tick = 0.0
         # The group's committed offsets follow the positions each transaction committed: they
         # say how far the group has come (lag, `ingest --wait`); the state holds the truth.
@@ -172,7 +176,7 @@ class Loop(ConsumerRebalanceListener):
         try:
             while self.fatal is None:
                 max_records = self.max_records
-                opening = [o for o in self.opening.values() if not o.done()]
+                opening = self._recent_openings()
                 if opening:
                     await asyncio.wait(opening, timeout=OPENING_TURN_S)
                     max_records = min(max_records, OPENING_MAX_RECORDS)
@@ -191,6 +195,15 @@ class Loop(ConsumerRebalanceListener):
         finally:
             standby.cancel()
             await self._stop(leave=stopped and self.leave_on_stop and self.fatal is None)
+
+    def _recent_openings(self) -> list[asyncio.Task[None]]:
+        """The openings under way that began less than OPENING_TURNS_FOR_S ago."""
+        since = time.monotonic() - OPENING_TURNS_FOR_S
+        return [
+            opening
+            for partition, opening in self.opening.items()
+            if not opening.done() and self._opening_since.get(partition, 0.0) > since
+        ]
 
     def _round(self, fetched: Mapping[TopicPartition, list[Any]]) -> None:
         """Fold what arrived and start the commits; no await between the fetch and the folds,
@@ -342,6 +355,7 @@ class Loop(ConsumerRebalanceListener):
         if current is not None and not current.done():
             return  # one opening at a time: two would contend for the store's lock
         self.opening[partition] = asyncio.ensure_future(self._open_or_stop(partition))
+        self._opening_since[partition] = time.monotonic()
 
     async def _open_or_stop(self, partition: int) -> None:
         try:

@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 1_000_000  # one record batch, under the broker's default max.message.bytes
 TRANSACTION_TIMEOUT_MS = 60_000
-RETRY_BACKOFF_MS = 5  # an open transaction of a dead worker is aborted after this
+RETRY_BACKOFF_MS = 5  # the producer's other retries (coordinator moves, its own start)
 # A transaction begun right after the previous commit finds the coordinator still writing that
 # one's markers for a millisecond or two: its first AddPartitionsToTxn answers
 # CONCURRENT_TRANSACTIONS (KAFKA-5477). aiokafka retries that one after a fixed 20 ms of its own

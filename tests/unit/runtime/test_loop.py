@@ -1,0 +1,41 @@
+import asyncio
+import time
+from pathlib import Path
+
+from streams.runtime import loop as loop_module
+from streams.runtime.loop import Loop
+from streams.runtime.ownership import Placement
+from streams.runtime.task import TaskConfig
+
+
+def _loop(tmp_path: Path) -> Loop:
+    config = TaskConfig(
+        bootstrap="localhost:1",
+        group="g",
+        source_topic="raw",
+        changelog_topic="g-changelog",
+        derived_topic="derived",
+        dead_letter_topic="dead",
+        data_dir=tmp_path,
+        tables=(),
+        families=(),
+        live=False,
+        label="test",
+    )
+    return Loop(config, Placement("http://w1:6066"))
+
+
+async def test_rounds_make_room_only_for_openings_begun_in_the_last_seconds(
+    tmp_path: Path,
+) -> None:
+    loop = _loop(tmp_path)
+    recent, slow, opened = (asyncio.get_running_loop().create_future() for _ in range(3))
+    opened.set_result(None)
+    now = time.monotonic()
+    loop.opening = {0: recent, 1: slow, 2: opened}  # type: ignore[dict-item]
+    loop._opening_since = {0: now, 1: now - loop_module.OPENING_TURNS_FOR_S - 1, 2: now}
+    # 0 is under way and recent; 1 has taken too long to hold the others back; 2 is done.
+    assert loop._recent_openings() == [recent]
+    recent.set_result(None)
+    assert loop._recent_openings() == []
+    slow.cancel()
