@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
+from schemas import validate
 from schemas.catalog import (
     DERIVED_NAMES,
     SCHEMA_DIR,
@@ -87,10 +88,20 @@ def test_each_file_is_a_valid_schema_whose_examples_match_it(relative: str) -> N
         assert problems(relative, example) == [], example
 
 
-def test_a_broken_schema_is_caught() -> None:
+def test_a_broken_schema_or_one_of_another_draft_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    files = {
+        "good.json": {"$schema": DRAFT, "type": "object"},
+        "no-draft.json": {"type": "object"},  # read as 2020-12
+        "broken.json": {"$schema": DRAFT, "type": "objekt"},
+        "draft-07.json": {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"},
+    }
+    monkeypatch.setattr(validate, "load", files.__getitem__)
+    check_schema("good.json")
+    check_schema("no-draft.json")
     with pytest.raises(jsonschema_rs.ValidationError):
-        jsonschema_rs.meta.validate({"$schema": DRAFT, "type": "objekt"})
-    jsonschema_rs.meta.validate({"$schema": DRAFT, "type": "object"})
+        check_schema("broken.json")
+    with pytest.raises(ValueError, match=r"draft-07\.json: \$schema must be"):
+        check_schema("draft-07.json")
 
 
 def test_a_format_is_checked() -> None:
