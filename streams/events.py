@@ -52,8 +52,10 @@ class BadRecord(StreamsError, ValueError):
     """A record no projection can use; the message is the reason that goes to the dead letters."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen one takes 2.8x as long to make (one per record)
 class Event:
+    """Read-only by convention: the folds read it, and only the memos below are ever set."""
+
     type: str
     body: dict[str, Any]
     webhook_id: str
@@ -73,7 +75,7 @@ class Event:
         value = self.body.get("locationId")
         if not value and self.body.get("altType") == "location":
             value = self.body.get("altId")
-        object.__setattr__(self, "location_id", value if isinstance(value, str) and value else None)
+        self.location_id = value if isinstance(value, str) and value else None
 
     @property
     def live(self) -> bool:
@@ -85,7 +87,7 @@ class Event:
         known = self._read
         if known is None:
             known = {}
-            object.__setattr__(self, "_read", known)
+            self._read = known
         if read in known:
             return cast(T, known[read])
         value = known[read] = read(self)
@@ -176,8 +178,13 @@ def iso_z(moment: datetime) -> str:
 
 
 def utc_millis(moment: datetime) -> str:
-    """UTC, ISO-8601 to the millisecond, `Z`: one length, so such times sort as text."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """UTC, ISO-8601 to the millisecond, `Z`: one length, so such times sort as text. (What
+    `isoformat(timespec="milliseconds")` writes, at half its cost: one per activity entry.)"""
+    m = moment.astimezone(UTC)
+    return _UTC_MILLIS % (m.year, m.month, m.day, m.hour, m.minute, m.second, m.microsecond // 1000)
+
+
+_UTC_MILLIS = "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ"
 
 
 def received_at_header(headers: Iterable[tuple[str, bytes]] | None) -> int | None:
@@ -215,7 +222,7 @@ def event_time(event: Event) -> datetime:
     moment = event._time  # several families ask for it: parsed once per event
     if moment is None:
         moment = _event_time(event)
-        object.__setattr__(event, "_time", moment)
+        event._time = moment
     return moment
 
 
@@ -224,7 +231,7 @@ def occurred_at(event: Event) -> str:
     stamp = event._occurred_at  # one event may derive several: written once
     if stamp is None:
         stamp = iso_z(event_time(event))
-        object.__setattr__(event, "_occurred_at", stamp)
+        event._occurred_at = stamp
     return stamp
 
 

@@ -1,10 +1,19 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import random
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from streams.events import BadRecord, Event, event_type, local_date, parse_time, record_headers
+from streams.events import (
+    BadRecord,
+    Event,
+    event_type,
+    local_date,
+    parse_time,
+    record_headers,
+    utc_millis,
+)
 
 
 def test_record_headers_round_trip_into_an_event() -> None:
@@ -112,3 +121,15 @@ def test_a_reading_is_worked_out_once_per_event_and_a_refusal_each_time() -> Non
             bad.once(conversation)
     assert calls == ["w-1", "w-2", "w-3", "w-3"]
     assert good == Event("InboundMessage", {"conversationId": "c1"}, "w-1", 0, "live")
+
+
+def test_utc_millis_writes_what_isoformat_writes_to_the_millisecond() -> None:
+    rnd = random.Random(3)
+    zones = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
+    moments = [datetime(2, 1, 1, tzinfo=UTC), datetime(9998, 12, 31, 23, 59, 59, 999999, UTC)]
+    for _ in range(5000):
+        seconds = rnd.uniform(-6e10, 2.5e11)  # years 68 to 9892
+        moments.append(datetime.fromtimestamp(seconds, rnd.choice(zones)))
+    for moment in moments:
+        expected = moment.astimezone(UTC).isoformat(timespec="milliseconds")
+        assert utc_millis(moment) == expected.replace("+00:00", "Z")
