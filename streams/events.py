@@ -101,7 +101,7 @@ class Event:
         partition: int = 0,
         offset: int = 0,
     ) -> Event:
-        meta = dict(headers)
+        meta = headers if isinstance(headers, dict) else dict(headers)  # the Processor's is one
         try:
             body = loads_object(value)
         except ValueError as exc:

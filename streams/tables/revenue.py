@@ -13,10 +13,9 @@ Tables: `daily_revenue` (location id -> LocationRevenue) and `invoice_payments`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
 from streams.events import BadRecord, Event, event_time, local_date
 from streams.money import MoneyError, decimal_amount, minor_units
@@ -52,8 +51,7 @@ class InvoiceProgress(TypedDict):
     minor: int  # highest cumulative amount recognised so far
 
 
-@dataclass(frozen=True, slots=True)
-class Payment:
+class Payment(NamedTuple):
     location_id: str
     invoice_id: str
     currency: str
@@ -62,8 +60,7 @@ class Payment:
     contact_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Recognised:
+class Recognised(NamedTuple):
     """Revenue an event added: `minor` on `date`, bringing that day to `day_total`."""
 
     date: str

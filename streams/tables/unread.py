@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
 from streams.events import BadRecord, Event, event_time
 from streams.tables.projection import Fold, Tables
@@ -56,8 +56,9 @@ class UnreadEntry(TypedDict):
 UnreadByConversation = dict[str, UnreadEntry]
 
 
-@dataclass(frozen=True, slots=True)
-class InboundMessage:
+# Made for every message: a named tuple is immutable too, and about 3x quicker to make than a
+# frozen dataclass.
+class InboundMessage(NamedTuple):
     location_id: str
     conversation_id: str
     message_id: str
