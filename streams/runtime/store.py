@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch, WriteOptions
 
 from streams.codec import dumps, loads
 
@@ -34,6 +34,7 @@ CHECKPOINT = b"\x01checkpoint"  # sorts after every table's keys (table names ar
 POSITION = b"\x01position\x00" + dumps("source")
 CACHE_SIZE = 20_000  # decoded values kept per partition
 WRITE_BUFFER_BYTES = 8 * 1024 * 1024
+BLOOM_BITS_PER_KEY = 10  # about 1% false positives
 
 
 def table_prefix(table: str) -> bytes:
@@ -68,6 +69,12 @@ class Store:
         # default (64 MiB, two of them) would dominate its memory while a store is restored.
         options.set_write_buffer_size(WRITE_BUFFER_BYTES)
         options.set_max_write_buffer_number(2)
+        # A bloom filter per table file, as Kafka Streams' stores have: most reads are of keys
+        # not there yet (a new message's dedup row, a new contact), and without one each such
+        # read searches every file (a read 8.9 -> 4.7 us, 1.25 of them a record of the bench mix).
+        table = BlockBasedOptions()
+        table.set_bloom_filter(BLOOM_BITS_PER_KEY, False)
+        options.set_block_based_table_factory(table)
         self._db = Rdict(str(self.path), options)
         self._cache: dict[bytes, Any] = {}
         raw = self._db.get(CHECKPOINT)

@@ -156,3 +156,13 @@ def test_the_position_is_none_until_written_and_survives_reopen(tmp_path: Path) 
         assert list(again.items("t")) == [("k", 1)]  # not a row of any table
     finally:
         again.close()
+
+
+def test_each_table_file_has_a_bloom_filter_for_reads_of_absent_keys(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.write([(store_key("seen", f"m{n}"), b"1", 1) for n in range(100)], 1)
+    store._db.flush()  # a table file, as a full memtable makes one
+    properties = store._db.property_value("rocksdb.aggregated-table-properties")
+    assert properties is not None and "# entries for filter=101;" in properties  # and checkpoint
+    assert store.get(store_key("seen", "m7")) == 1 and store.get(store_key("seen", "x")) is None
+    store.close()
