@@ -173,8 +173,16 @@ _LAST_YEAR_MS = int(datetime(MAXYEAR, 1, 1, tzinfo=UTC).timestamp() * 1000)
 
 
 def iso_z(moment: datetime) -> str:
-    """ISO-8601 as `datetime` writes it, `Z` for UTC: how times are stated in answers and events."""
-    return moment.isoformat().replace("+00:00", "Z")
+    """ISO-8601 as `datetime` writes it, `Z` for UTC: how times are stated in answers and events.
+    (A UTC time, nearly every one, by % formatting: half isoformat's cost, one per webhook.)"""
+    if moment.tzinfo is not UTC:
+        return moment.isoformat().replace("+00:00", "Z")
+    m = moment
+    stamp = _SECONDS % (m.year, m.month, m.day, m.hour, m.minute, m.second)
+    return f"{stamp}.{m.microsecond:06d}Z" if m.microsecond else stamp + "Z"
+
+
+_SECONDS = "%04d-%02d-%02dT%02d:%02d:%02d"
 
 
 def utc_millis(moment: datetime) -> str:

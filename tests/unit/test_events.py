@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -9,6 +10,7 @@ from streams.events import (
     BadRecord,
     Event,
     event_type,
+    iso_z,
     local_date,
     parse_time,
     record_headers,
@@ -133,3 +135,14 @@ def test_utc_millis_writes_what_isoformat_writes_to_the_millisecond() -> None:
     for moment in moments:
         expected = moment.astimezone(UTC).isoformat(timespec="milliseconds")
         assert utc_millis(moment) == expected.replace("+00:00", "Z")
+
+
+def test_iso_z_writes_what_isoformat_writes_with_z_for_utc() -> None:
+    rnd = random.Random(5)
+    zones = [UTC, timezone(timedelta(hours=5, minutes=30)), ZoneInfo("UTC"), None]
+    moments = [datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 1, 0, 0, 0, 1, UTC)]
+    for _ in range(5000):
+        moment = datetime.fromtimestamp(rnd.uniform(-6e10, 2.5e11), rnd.choice(zones))
+        moments.append(moment.replace(microsecond=0) if rnd.random() < 0.5 else moment)
+    for moment in moments:
+        assert iso_z(moment) == moment.isoformat().replace("+00:00", "Z")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from streams import metrics
 from streams.agents.family import Family, Processor, headers_and_type, projection_families
 from streams.codec import dumps
 from streams.dlq import REDRIVE_FAMILY
@@ -226,6 +227,20 @@ def test_derived_events_only_from_live_records_in_a_live_processor(
     )
     assert calls == [("alpha", 0), ("alpha", 1), ("alpha", 2)]  # all folded
     assert [d["offset"] for d in effects.derived] == [2]  # only the live one emits
+
+
+def test_derived_events_are_counted_by_name_once_each(
+    state: PartitionState, calls: list[tuple[str, int]]
+) -> None:
+    def derived(name: str) -> float:
+        return metrics.counted("streams_derived_events_total", name=name)
+
+    before = derived("alpha-did"), derived("beta-did")
+    effects = Effects()
+    effects.derive([{"name": "alpha-did", "channel": "x"}], None)  # an earlier batch's: not again
+    batch = [rec("Ping", 0), rec("Pong", 1), rec("Ping", 2, source="import")]
+    processor(state, calls).process(batch, effects)
+    assert (derived("alpha-did") - before[0], derived("beta-did") - before[1]) == (2, 1)
 
 
 def test_a_replay_folds_but_neither_emits_nor_dead_letters(
