@@ -75,7 +75,9 @@ class Store:
         table = BlockBasedOptions()
         table.set_bloom_filter(BLOOM_BITS_PER_KEY, False)
         options.set_block_based_table_factory(table)
-        self._db = Rdict(str(self.path), options)
+        # The default column family named with these options: else a directory that exists is
+        # opened with the options of its OPTIONS file, where the bloom filter is not kept.
+        self._db = Rdict(str(self.path), options, column_families={"default": options})
         self._cache: dict[bytes, Any] = {}
         raw = self._db.get(CHECKPOINT)
         self.checkpoint: int | None = int(raw) if raw is not None else None

@@ -159,10 +159,18 @@ def test_the_position_is_none_until_written_and_survives_reopen(tmp_path: Path) 
 
 
 def test_each_table_file_has_a_bloom_filter_for_reads_of_absent_keys(tmp_path: Path) -> None:
-    store = Store(tmp_path)
-    store.write([(store_key("seen", f"m{n}"), b"1", 1) for n in range(100)], 1)
-    store._db.flush()  # a table file, as a full memtable makes one
-    properties = store._db.property_value("rocksdb.aggregated-table-properties")
-    assert properties is not None and "# entries for filter=101;" in properties  # and checkpoint
-    assert store.get(store_key("seen", "m7")) == 1 and store.get(store_key("seen", "x")) is None
-    store.close()
+    def filtered_entries(rows: range) -> str:
+        store = Store(tmp_path)
+        try:
+            store.write([(store_key("seen", f"m{n}"), b"1", 1) for n in rows], 1)
+            store._db.flush()  # a table file, as a full memtable makes one
+            assert store.get(store_key("seen", f"m{rows[0]}")) == 1
+            assert store.get(store_key("seen", "x")) is None
+            properties = store._db.property_value("rocksdb.aggregated-table-properties")
+            assert properties is not None
+            return properties.split("# entries for filter=")[1].split(";")[0]
+        finally:
+            store.close()
+
+    assert filtered_entries(range(100)) == "101"  # the rows and the checkpoint
+    assert filtered_entries(range(100, 150)) == "152"  # reopened: its new file has one too
