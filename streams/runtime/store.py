@@ -35,6 +35,7 @@ POSITION = b"\x01position\x00" + dumps("source")
 CACHE_SIZE = 20_000  # decoded values kept per partition
 WRITE_BUFFER_BYTES = 8 * 1024 * 1024
 BLOOM_BITS_PER_KEY = 10  # about 1% false positives
+_UNCACHED = object()
 
 
 def table_prefix(table: str) -> bytes:
@@ -84,10 +85,9 @@ class Store:
 
     def get(self, key: bytes) -> Any:
         """The decoded value under a `store_key`, None when absent."""
-        try:
-            return self._cache[key]
-        except KeyError:
-            pass
+        value = self._cache.get(key, _UNCACHED)  # not try/except: a miss is common (a new key)
+        if value is not _UNCACHED:
+            return value
         raw = self._db.get(key)
         value = None if raw is None else loads(raw)
         self._remember(key, value)
