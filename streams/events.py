@@ -182,7 +182,7 @@ def iso_z(moment: datetime) -> str:
     return f"{stamp}.{m.microsecond:06d}Z" if m.microsecond else stamp + "Z"
 
 
-_SECONDS = "%04d-%02d-%02dT%02d:%02d:%02d"
+_SECONDS = "%04d-%02d-%02dT%02d:%02d:%02d"  # what isoformat writes up to the seconds
 
 
 def utc_millis(moment: datetime) -> str:
@@ -192,7 +192,7 @@ def utc_millis(moment: datetime) -> str:
     return _UTC_MILLIS % (m.year, m.month, m.day, m.hour, m.minute, m.second, m.microsecond // 1000)
 
 
-_UTC_MILLIS = "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ"
+_UTC_MILLIS = _SECONDS + ".%03dZ"
 
 
 def received_at_header(headers: Iterable[tuple[str, bytes]] | None) -> int | None:
