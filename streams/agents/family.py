@@ -84,6 +84,7 @@ class Processor:
         folded: Counter[str] = Counter()
         unknown: Counter[str] = Counter()
         derived_before = len(effects.derived)
+        apply, live = self.state.apply, self.live
         for record in records:
             headers, kind = headers_and_type(record)
             owned = self.owners.get(kind)
@@ -102,8 +103,14 @@ class Processor:
                         self._dead_letter(record, headers, name, str(exc), effects)
                     continue
                 for name, handle in owned:
-                    if self._fold(name, handle, event, record, headers, effects):
-                        folded[name] += 1
+                    try:  # the family's writes for this record are undone when it raises
+                        emitted = apply(handle, event)
+                    except CONTENT_ERRORS as exc:
+                        self._dead_letter(record, headers, name, str(exc), effects)
+                        continue
+                    folded[name] += 1
+                    if emitted and live and event.live:
+                        effects.derive(emitted, event.received_at or None)
             elif not kind:
                 self._dead_letter(
                     record,
@@ -127,31 +134,6 @@ class Processor:
         derived = Counter(item["name"] for item in effects.derived[derived_before:])
         for event_name, n in derived.items():
             metrics.count("streams_derived_events_total", n, name=event_name)
-
-    def _fold(
-        self,
-        name: str,
-        handle: Handler,
-        event: Event,
-        record: Any,
-        headers: dict[str, bytes],
-        effects: Effects,
-    ) -> bool:
-        state = self.state
-        state.begin_record()
-        try:
-            emitted = handle(event)
-        except CONTENT_ERRORS as exc:
-            state.rollback_record()
-            self._dead_letter(record, headers, name, str(exc), effects)
-            return False
-        except BaseException:
-            state.rollback_record()
-            raise
-        state.end_record()
-        if self.live and event.live and emitted:
-            effects.derive(emitted, event.received_at or None)
-        return True
 
     def _dead_letter(
         self, record: Any, headers: dict[str, bytes], family: str, reason: str, effects: Effects

@@ -79,18 +79,22 @@ class Store:
         # The default column family named with these options: else a directory that exists is
         # opened with the options of its OPTIONS file, where the bloom filter is not kept.
         self._db = Rdict(str(self.path), options, column_families={"default": options})
-        self._cache: dict[bytes, Any] = {}
+        # Decoded values by store key (None: absent), bounded; `Table.get` looks here first.
+        self.cache: dict[bytes, Any] = {}
         raw = self._db.get(CHECKPOINT)
         self.checkpoint: int | None = int(raw) if raw is not None else None
 
     def get(self, key: bytes) -> Any:
         """The decoded value under a `store_key`, None when absent."""
-        value = self._cache.get(key, _UNCACHED)  # not try/except: a miss is common (a new key)
+        cache = self.cache
+        value = cache.get(key, _UNCACHED)  # not try/except: a miss is common (a new key)
         if value is not _UNCACHED:
             return value
         raw = self._db.get(key)
         value = None if raw is None else loads(raw)
-        self._remember(key, value)
+        if len(cache) >= CACHE_SIZE:
+            cache.clear()  # cheaper than LRU bookkeeping on every read
+        cache[key] = value
         return value
 
     @property
@@ -119,21 +123,16 @@ class Store:
                 batch.delete(key)
             else:
                 batch.put(key, raw)
-            if key in self._cache:  # kept current, not grown: a restore writes every key once
-                self._cache[key] = value
+            if key in self.cache:  # kept current, not grown: a restore writes every key once
+                self.cache[key] = value
         if checkpoint is not None:
             batch.put(CHECKPOINT, str(checkpoint).encode())
         self._db.write(batch, self._write)
         self.checkpoint = checkpoint if checkpoint is not None else self.checkpoint
 
-    def _remember(self, key: bytes, value: Any) -> None:
-        if len(self._cache) >= CACHE_SIZE:
-            self._cache.clear()  # cheaper than LRU bookkeeping on every read
-        self._cache[key] = value
-
     def close(self) -> None:
         """Flush to disk and release the directory."""
-        self._cache.clear()
+        self.cache.clear()
         self._db.flush()
         self._db.close()
 

@@ -107,6 +107,31 @@ def test_record_keeps_its_writes_when_it_does_not_raise(state: PartitionState) -
     assert t["a"] == "one"
 
 
+def test_apply_returns_the_folds_answer_and_undoes_only_a_failing_folds_writes(
+    state: PartitionState,
+) -> None:
+    t = state.tables["t"]
+    t["a"] = "batch value"
+
+    def fold(value: str) -> list[str]:
+        t["a"] = value
+        t["new"] = value
+        return [value]
+
+    def failing(value: str) -> list[str]:
+        fold(value)
+        del t["c"]
+        raise Boom
+
+    assert state.apply(fold, "one") == ["one"]
+    assert (t["a"], t["new"]) == ("one", "one")
+    with pytest.raises(Boom):
+        state.apply(failing, "two")
+    assert (t["a"], t["new"], t["c"]) == ("one", "one", {"n": 3})
+    t["later"] = "outside any fold"  # no undo log is left behind to grow
+    assert state._undo is None
+
+
 def test_items_merge_stored_rows_and_changes(state: PartitionState) -> None:
     t = state.tables["t"]
     t["a"] = "changed"
