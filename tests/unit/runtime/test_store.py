@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rocksdict import DBCompressionType, Options, Rdict
 
 from streams.codec import dumps
 from streams.runtime.store import POSITION, Store, store_key
@@ -174,3 +175,23 @@ def test_each_table_file_has_a_bloom_filter_for_reads_of_absent_keys(tmp_path: P
 
     assert filtered_entries(range(100)) == "101"  # the rows and the checkpoint
     assert filtered_entries(range(100, 150)) == "152"  # reopened: its new file has one too
+
+
+def test_table_files_are_not_compressed_and_compressed_ones_still_read(tmp_path: Path) -> None:
+    # A store written before compression was turned off (RocksDB's default, snappy).
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.set_compression_type(DBCompressionType.snappy())
+    old = Rdict(str(tmp_path), options, column_families={"default": options})
+    old[store_key("t", "a")] = b'{"n":1}'
+    old.flush()
+    old.close()
+    store = Store(tmp_path)
+    try:
+        assert store.get(store_key("t", "a")) == {"n": 1}
+        store.write([(store_key("t", "b"), b"2", 2)], 1)
+        assert store.get(store_key("t", "b")) == 2
+        latest = max(tmp_path.glob("OPTIONS-*"), key=lambda p: int(p.name.split("-")[1]))
+        assert "  compression=kNoCompression" in latest.read_text().splitlines()
+    finally:
+        store.close()
