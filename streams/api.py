@@ -130,7 +130,7 @@ def _activity(tables: ReadTables, location_id: str, request: web.Request) -> dic
     return queries.activity_answer(location_id, contact_id, entries)
 
 
-# Query kind (the last path segment) -> its answer; each kind is named after its projection.
+# Each query kind (`queries.KINDS`, the last path segment) -> its answer.
 QUERIES: dict[str, Answer] = {
     "revenue": _revenue,
     "unread": _unread,

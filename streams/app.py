@@ -48,7 +48,8 @@ from streams.tables.projection import Projection, Tables
 from streams.tables.registry import LIVE_TABLES, PROJECTIONS
 from streams.topics import DERIVED, DLQ, RAW_WEBHOOKS
 from streams.web import install_health
-from streams.worker import Worker, worker_url
+from streams.worker import Worker
+from streams.worker_url import worker_url
 
 if TYPE_CHECKING:
     from streams.mongo_sink.sink import MongoSink

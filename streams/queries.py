@@ -26,6 +26,7 @@ from streams.tables.unread import UnreadByConversation
 
 __all__ = [
     "DASHBOARD_DAYS",
+    "KINDS",
     "QueryError",
     "activity_answer",
     "appointment_entry",
@@ -41,6 +42,21 @@ __all__ = [
     "tasks_answer",
     "unread_answer",
 ]
+
+# The query kinds: the last segment of a query's path, each named after its projection
+# (`GET /v1/locations/{location_id}/{kind}`); `streams.api.QUERIES` answers each.
+KINDS = (
+    "revenue",
+    "unread",
+    "leads",
+    "pipeline",
+    "appointments",
+    "tasks",
+    "email_stats",
+    "quotes",
+    "registry",
+    "activity",
+)
 
 
 class QueryError(StreamsError, ValueError):

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from streams.codec import dumps, loads
 from streams.settings import Settings
-from streams.worker import find_worker_url
+from streams.worker_url import find_worker_url
 
 __all__ = ["add_commands", "dev_key_paths", "read_webhooks", "signature"]
 

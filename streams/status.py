@@ -17,7 +17,7 @@ from streams.replay.versions import LIVE_GROUP, Versions
 from streams.settings import Settings
 from streams.tables.projection import Projection
 from streams.topics import DLQ
-from streams.worker import find_worker_url
+from streams.worker_url import find_worker_url
 
 __all__ = ["status"]
 

@@ -12,24 +12,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from aiohttp import web
 
 from streams.runtime.loop import Loop, StopWorker
-from streams.settings import Settings
 
-__all__ = [
-    "EXIT_TRANSIENT_FAILURE",
-    "Worker",
-    "find_worker_url",
-    "run_worker",
-    "worker_url",
-    "worker_url_file",
-]
+__all__ = ["EXIT_TRANSIENT_FAILURE", "Worker", "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -47,28 +37,6 @@ class Worker:
     services: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Run once the loop and the services have stopped.
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-
-
-def worker_url(settings: Settings, port: int) -> str:
-    """How the other workers reach this one's web server."""
-    host = "127.0.0.1" if settings.web_host == "127.0.0.1" else socket.gethostname()
-    return f"http://{host}:{port}"
-
-
-def worker_url_file(settings: Settings) -> Path:
-    """Where the live worker of a data directory records its URL, for the CLI to find it."""
-    return settings.data_dir / "worker" / "url"
-
-
-def find_worker_url(settings: Settings, given: str | None = None) -> str:
-    """`given` (--url), else what the worker of this data directory recorded, else
-    STREAMS_WEB_PORT on this host."""
-    if given:
-        return given.rstrip("/")
-    try:
-        return worker_url_file(settings).read_text().strip()
-    except FileNotFoundError:
-        return f"http://127.0.0.1:{settings.web_port}"
 
 
 def run_worker(worker: Worker) -> int:

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams import metrics
@@ -56,7 +55,12 @@ def _chosen(settings: Settings, args: argparse.Namespace) -> tuple[Secret, str, 
 
 
 def _run(catalog: Sequence[Projection], settings: Settings, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
     from streams.app import mongo_sink  # the composition root builds it, as for the worker
+
+    async def serve_metrics(request: web.Request) -> web.Response:
+        return web.Response(text=metrics.render(), content_type="text/plain; version=0.0.4")
 
     uri, database, names = _chosen(settings, args)
 
@@ -68,7 +72,7 @@ def _run(catalog: Sequence[Projection], settings: Settings, args: argparse.Names
         runner = None
         if args.metrics_port:
             app = web.Application()
-            app.router.add_get("/metrics", _metrics)
+            app.router.add_get("/metrics", serve_metrics)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", args.metrics_port).start()
@@ -84,10 +88,6 @@ def _run(catalog: Sequence[Projection], settings: Settings, args: argparse.Names
         return 0
 
     return asyncio.run(run())
-
-
-async def _metrics(request: web.Request) -> web.Response:
-    return web.Response(text=metrics.render(), content_type="text/plain; version=0.0.4")
 
 
 async def sink_lag(

@@ -25,7 +25,8 @@ from streams.settings import Settings
 from streams.tables.projection import Projection
 from streams.topics import DERIVED, DLQ, RAW_WEBHOOKS
 from streams.web import install_health
-from streams.worker import Worker, worker_url
+from streams.worker import Worker
+from streams.worker_url import worker_url
 
 __all__ = ["create_replay_worker", "replay_dir"]
 

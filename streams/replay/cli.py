@@ -13,7 +13,6 @@ from functools import partial
 
 from streams.broker import kafka_bootstrap
 from streams.progress import Progress
-from streams.replay.app import create_replay_worker
 from streams.replay.changelog import differences
 from streams.replay.control import GroupLag, Position, read_versions, write_versions
 from streams.replay.versions import LIVE_GROUP, ReplayError, Run, Versions, run_id, unit_id
@@ -21,7 +20,6 @@ from streams.runtime.changelog import read_changelog
 from streams.settings import Settings
 from streams.tables.projection import Projection
 from streams.topics import ready_kafka
-from streams.worker import run_worker
 
 __all__ = ["add_commands", "caught_up"]
 
@@ -333,6 +331,9 @@ def _compare(catalog: dict[str, Projection], settings: Settings, args: argparse.
 def _replay_worker(
     catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace
 ) -> int:
+    from streams.replay.app import create_replay_worker
+    from streams.worker import run_worker
+
     projections = [catalog[name] for name in args.projections]
     return run_worker(
         create_replay_worker(

@@ -11,8 +11,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from streams.api import NotServing, install_api
+from streams.api import QUERIES, NotServing, install_api
 from streams.processes import free_port
+from streams.queries import KINDS
 from streams.routing import ANSWERED_BY_HEADER, RETRY_AFTER_SECONDS, VERSION_HEADER
 from streams.settings import Settings
 from streams.tables import revenue
@@ -172,3 +173,7 @@ async def test_metrics_are_served_in_prometheus_text_format() -> None:
         response = await client.get("/metrics")
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+
+
+def test_every_query_kind_has_an_answer_and_no_answer_is_unlisted() -> None:
+    assert tuple(QUERIES) == KINDS

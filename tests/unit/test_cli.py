@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -89,3 +91,11 @@ def test_the_sink_refuses_a_projection_without_read_models(capsys, monkeypatch) 
     status = main(["sink", "mongo", "--uri", "mongodb://127.0.0.1:1", "--projections", "tasks"])
     assert status == 1
     assert "no read model for tasks" in capsys.readouterr().err
+
+
+def test_the_command_line_starts_without_the_web_server_or_the_api() -> None:
+    # `streams query`, `status`, `replay start` only ask: aiohttp and the API (half the
+    # command's start) are imported by the commands that run a worker or a server.
+    check = "import sys, streams.cli; print(sorted(m for m in ('aiohttp', 'jwt', 'streams.api', 'streams.app') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
