@@ -39,6 +39,7 @@ from streams.ingress.raw_log import RawLog
 from streams.mongo_sink.documents import SINKABLE
 from streams.realtime_token import install_realtime_token
 from streams.replay.supervisor import Supervisor, this_program
+from streams.replay.versions import LIVE_GROUP
 from streams.runtime.changelog import changelog_topic
 from streams.runtime.loop import Loop
 from streams.runtime.ownership import Placement
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = ["APP_ID", "FAMILIES", "create_worker", "live_families", "mongo_sink"]
 
-APP_ID = "streams"  # the live worker's consumer group, and its changelog's prefix
+APP_ID = LIVE_GROUP  # the live worker's consumer group, and its changelog's prefix
 FAMILIES = (
     ("messages", messages),
     ("conversations", conversations),

@@ -17,20 +17,25 @@ from dataclasses import replace
 from datetime import date
 from functools import partial
 
-from streams.backfill import LegacyLayout
-from streams.broker import kafka_bootstrap
+from streams.backfill import LegacyLayout, backfill
+from streams.broker import LocalKafka, kafka_bootstrap
 from streams.dlq_cli import add_commands as add_dlq_commands
 from streams.errors import StreamsError
+from streams.ingest import ingest_lines, wait_consumed
+from streams.ingress.raw_log import RawLog
+from streams.local_ably import LocalAbly
 from streams.mongo_sink.cli import add_commands as add_sink_commands
 from streams.queries import KINDS
+from streams.query_table import render_table
 from streams.replay.cli import add_commands as add_replay_commands
+from streams.replay.versions import LIVE_GROUP
 from streams.send import add_commands as add_send_commands
-from streams.settings import Settings
+from streams.settings import Secret, Settings
 from streams.status import status
 from streams.tables.projection import Projection
 from streams.tables.registry import PROJECTIONS
 from streams.topics import RAW_WEBHOOKS, TOPICS, ensure_configured_topics, ready_kafka
-from streams.worker_url import find_worker_url
+from streams.worker_url import find_worker_url, worker_url, worker_url_file
 
 # What runs a worker or a server (aiohttp, the API) is imported by the commands that run one:
 # a command that only asks something (`query`, `status`, `replay start`) starts in half the time.
@@ -156,10 +161,6 @@ def _parser(catalog: Sequence[Projection]) -> argparse.ArgumentParser:
 
 
 def _dev(catalog: Sequence[Projection], settings: Settings, args: argparse.Namespace) -> int:
-    from streams.broker import LocalKafka
-    from streams.local_ably import LocalAbly
-    from streams.settings import Secret
-
     broker, ably = None, None
     if settings.local_ably and settings.ably_api_key is not None:
         raise ValueError("set ABLY_API_KEY or STREAMS_LOCAL_ABLY=1, not both")
@@ -210,10 +211,6 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _ingest(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.app import APP_ID
-    from streams.ingest import ingest_lines, wait_consumed
-    from streams.ingress.raw_log import RawLog
-
     async def run() -> int:
         bootstrap = await ready_kafka(settings)
         async with RawLog(bootstrap) as raw_log:
@@ -231,7 +228,7 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
         if len(report.broken) > 20:
             print(f"  ... and {len(report.broken) - 20} more")
         if args.wait and report.written:
-            seconds = await wait_consumed(bootstrap, APP_ID, report.last_offsets)
+            seconds = await wait_consumed(bootstrap, LIVE_GROUP, report.last_offsets)
             print(f"every projection has consumed them ({seconds:.1f}s)")
         return 1 if report.broken else 0
 
@@ -239,8 +236,6 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _query(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.query_table import render_table
-
     given = (("from", args.start), ("to", args.end), ("contact", args.contact))
     params = {k: v for k, v in given if v}
     url = (
@@ -266,9 +261,6 @@ def _query(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _backfill_mongo(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.backfill import backfill
-    from streams.ingress.raw_log import RawLog
-
     uri = args.uri or (settings.mongodb_uri.reveal() if settings.mongodb_uri else None)
     if not uri:
         raise ValueError("no MongoDB: pass --uri or set MONGODB_URI")
@@ -306,7 +298,6 @@ def _backfill_mongo(settings: Settings, args: argparse.Namespace) -> int:
 def _run_worker(settings: Settings, bootstrap: str, catalog: Sequence[Projection]) -> int:
     from streams.app import create_worker
     from streams.worker import run_worker
-    from streams.worker_url import worker_url, worker_url_file
 
     asyncio.run(ensure_configured_topics(settings, bootstrap))
     worker = create_worker(settings, bootstrap, catalog)

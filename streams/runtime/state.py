@@ -22,7 +22,9 @@ from streams.topics import STATE_MAX_BYTES
 __all__ = ["DELETED", "PartitionState", "StateTooLarge", "Table"]
 
 DELETED = object()  # a deletion among the changes
-_ABSENT = object()  # in the undo log: the key had no change in the batch before the record
+# Not there: in the undo log, the key had no change in the batch before the fold; in a read, the
+# key is not among the changes, the batch being committed or the store's cache.
+_ABSENT = object()
 _T = TypeVar("_T")
 
 
@@ -143,7 +145,7 @@ class Table(MutableMapping[Any, Any]):
                 store = state.store
                 value = store.cache.get(raw_key, _ABSENT)
                 if value is _ABSENT:
-                    value = store.get(raw_key)
+                    value = store.load(raw_key)
         return default if value is None or value is DELETED else value
 
     def __getitem__(self, key: Any) -> Any:

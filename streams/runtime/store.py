@@ -97,12 +97,14 @@ class Store:
 
     def get(self, key: bytes) -> Any:
         """The decoded value under a `store_key`, None when absent."""
-        cache = self.cache
-        value = cache.get(key, _UNCACHED)  # not try/except: a miss is common (a new key)
-        if value is not _UNCACHED:
-            return value
+        value = self.cache.get(key, _UNCACHED)  # not try/except: a miss is common (a new key)
+        return self.load(key) if value is _UNCACHED else value
+
+    def load(self, key: bytes) -> Any:
+        """`get` of a key not in the cache: read from RocksDB, decoded, cached."""
         raw = self._db.get(key)
         value = None if raw is None else loads(raw)
+        cache = self.cache
         if len(cache) >= CACHE_SIZE:
             cache.clear()  # cheaper than LRU bookkeeping on every read
         cache[key] = value
