@@ -23,7 +23,7 @@ import jwt
 from aiohttp import web
 from yarl import URL
 
-from streams import metrics, queries
+from streams import queries
 from streams.errors import StreamsError
 from streams.realtime_token import user_claims
 from streams.routing import (
@@ -49,7 +49,7 @@ from streams.tables import (
     tasks,
     unread,
 )
-from streams.web import authorized, json_response, problem
+from streams.web import authorized, install_metrics, json_response, problem
 
 __all__ = ["QUERIES", "NotServing", "install_api"]
 
@@ -184,7 +184,7 @@ def install_api(
         user = partial(_service_or_location_user, settings)
         handler = _location_query(settings, placement, user, _dashboard, lambda: None, version)
         web_app.router.add_get("/v1/locations/{location_id}/dashboard", handler)
-    web_app.router.add_get("/metrics", _metrics)
+    install_metrics(web_app)
 
 
 def _served(serving: Serving | None, kind: str) -> str | None:
@@ -208,10 +208,6 @@ async def _forwarding_session(web_app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(timeout=FORWARD_TIMEOUT) as session:
         web_app[_SESSION] = session
         yield
-
-
-async def _metrics(request: web.Request) -> web.Response:
-    return web.Response(text=metrics.render(), content_type="text/plain; version=0.0.4")
 
 
 def _location_query(

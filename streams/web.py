@@ -1,4 +1,4 @@
-"""HTTP pieces every handler shares, and the health endpoint.
+"""HTTP pieces every handler shares, and the health and metrics endpoints.
 
 Handlers are plain aiohttp handlers built by small factories and added to the worker's
 `aiohttp.web.Application` by `install_*` functions called from the composition root (`streams.app`).
@@ -12,10 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
+from streams import metrics
 from streams.codec import dumps
 from streams.settings import Secret
 
-__all__ = ["authorized", "install_health", "json_response", "problem"]
+__all__ = ["authorized", "install_health", "install_metrics", "json_response", "problem"]
 
 
 def json_response(value: Any, status: int = 200) -> web.Response:
@@ -49,3 +50,12 @@ def install_health(web_app: web.Application, status: Callable[[], str]) -> None:
         return json_response({"status": current}, 200 if current == "ok" else 503)
 
     web_app.router.add_get("/healthz", healthz)
+
+
+def install_metrics(web_app: web.Application) -> None:
+    """`GET /metrics`: this process's counters in Prometheus' text format."""
+
+    async def serve_metrics(request: web.Request) -> web.Response:
+        return web.Response(text=metrics.render(), content_type="text/plain; version=0.0.4")
+
+    web_app.router.add_get("/metrics", serve_metrics)

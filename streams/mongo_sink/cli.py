@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams import metrics
 from streams.mongo_sink.documents import SINKABLE, check_projections, models_of
 from streams.replay.control import read_versions
 from streams.runtime.changelog import reader
@@ -58,9 +57,7 @@ def _run(catalog: Sequence[Projection], settings: Settings, args: argparse.Names
     from aiohttp import web
 
     from streams.app import mongo_sink  # the composition root builds it, as for the worker
-
-    async def serve_metrics(request: web.Request) -> web.Response:
-        return web.Response(text=metrics.render(), content_type="text/plain; version=0.0.4")
+    from streams.web import install_metrics
 
     uri, database, names = _chosen(settings, args)
 
@@ -72,7 +69,7 @@ def _run(catalog: Sequence[Projection], settings: Settings, args: argparse.Names
         runner = None
         if args.metrics_port:
             app = web.Application()
-            app.router.add_get("/metrics", serve_metrics)
+            install_metrics(app)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", args.metrics_port).start()
