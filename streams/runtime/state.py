@@ -4,14 +4,12 @@ The folds read and write `Table`s (mutable mappings). A write goes to the batch'
 to RocksDB: at the end of the batch each changed key is sent once to the changelog, inside the
 batch's transaction, and written once to the store after that transaction committed
 (`streams.runtime.task`). While a batch commits, the next one folds on top of it. A record whose
-fold fails is rolled back alone (`apply`, `record`), so a bad record leaves no partial writes in
-its batch.
+fold fails is rolled back alone (`apply`), so a bad record leaves no partial writes in its batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from streams.codec import dumps
@@ -58,8 +56,8 @@ class PartitionState:
         self.changes[key] = value
 
     def apply(self, fold: Callable[[Any], _T], event: Any) -> _T:
-        """`fold(event)`, its writes undone when it raises (one call a record and family: the
-        folds' path, where `record` would cost three)."""
+        """`fold(event)`, its writes undone when it raises: one family's fold of one record, or
+        a tick of the loop."""
         undo: dict[bytes, Any] = {}
         self._undo = undo
         try:
@@ -77,19 +75,6 @@ class PartitionState:
                 changes.pop(key, None)
             else:
                 changes[key] = before
-
-    @contextmanager
-    def record(self) -> Iterator[None]:
-        """Writes made inside are undone when it raises."""
-        undo: dict[bytes, Any] = {}
-        self._undo = undo
-        try:
-            yield
-        except BaseException:
-            self._rollback(undo)
-            raise
-        finally:
-            self._undo = None
 
     def seal(self) -> list[tuple[bytes, bytes | None, Any]]:
         """Set the batch's changes aside for its commit; (key, encoded value or None for a

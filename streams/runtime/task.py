@@ -118,8 +118,10 @@ class Task:
 
     def tick(self, fire: Callable[[Any, int, int], Iterable[dict[str, Any]]]) -> None:
         """Fold something that is not a record (the reminders' clock) into the batch."""
-        with self.state.record():
-            self.effects.derive(list(fire(self.state.tables, self.partition, self.position)), None)
+        derived = self.state.apply(
+            lambda tables: list(fire(tables, self.partition, self.position)), self.state.tables
+        )
+        self.effects.derive(derived, None)
 
     @property
     def dirty(self) -> bool:

@@ -76,16 +76,20 @@ def test_del_of_a_missing_key_raises_and_of_a_present_one_deletes(state: Partiti
     assert "c" not in t
 
 
-def test_record_rolls_back_exactly_its_own_writes_when_it_raises(state: PartitionState) -> None:
+def test_apply_rolls_back_exactly_its_own_writes_when_it_raises(state: PartitionState) -> None:
     t = state.tables["t"]
     t["a"] = "batch value"  # changed before the record
     t["b"] = "kept"  # changed before, untouched inside
-    with pytest.raises(Boom), state.record():
+
+    def fold(_: object) -> None:
         t["a"] = "record value"
         t["a"] = "record value again"
         t["new"] = "record only"
         t.pop("c")
         raise Boom
+
+    with pytest.raises(Boom):
+        state.apply(fold, None)
     assert t["a"] == "batch value"
     assert t["b"] == "kept"
     assert "new" not in t
@@ -93,17 +97,23 @@ def test_record_rolls_back_exactly_its_own_writes_when_it_raises(state: Partitio
     assert set(state.changes) == {store_key("t", "a"), store_key("t", "b")}
 
 
-def test_record_keeps_its_writes_when_it_does_not_raise(state: PartitionState) -> None:
+def test_apply_keeps_its_writes_when_it_does_not_raise(state: PartitionState) -> None:
     t = state.tables["t"]
-    with state.record():
+
+    def fold(_: object) -> None:
         t["a"] = "one"
         t["new"] = "two"
         del t["c"]
-    assert (t["a"], t["new"], t.get("c")) == ("one", "two", None)
-    # and a later failing record does not undo the earlier, successful one
-    with pytest.raises(Boom), state.record():
+
+    def failing(_: object) -> None:
         t["a"] = "three"
         raise Boom
+
+    state.apply(fold, None)
+    assert (t["a"], t["new"], t.get("c")) == ("one", "two", None)
+    # and a later failing record does not undo the earlier, successful one
+    with pytest.raises(Boom):
+        state.apply(failing, None)
     assert t["a"] == "one"
 
 
