@@ -3,10 +3,8 @@ services) in one visible order."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -42,7 +40,7 @@ from streams.replay.supervisor import Supervisor, this_program
 from streams.replay.versions import LIVE_GROUP
 from streams.runtime.changelog import changelog_topic
 from streams.runtime.loop import Loop
-from streams.runtime.ownership import Placement
+from streams.runtime.ownership import Placement, lasting_name
 from streams.runtime.task import TaskConfig
 from streams.settings import Secret, Settings
 from streams.tables.projection import Projection, Tables
@@ -115,16 +113,6 @@ def mongo_sink(
     )
 
 
-def instance_id(data_dir: Path) -> str:
-    """This worker's static group membership: kept in its data directory, so a restart on the
-    same state is the same member."""
-    path = data_dir / "instance-id"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"{APP_ID}-{uuid.uuid4().hex[:12]}\n")
-    return path.read_text().strip()
-
-
 def create_worker(
     settings: Settings,
     bootstrap: str,
@@ -155,7 +143,7 @@ def create_worker(
             settings.reminder_lead_seconds, lambda: placement.partitions or settings.partitions
         ),
         tick_seconds=TICK_SECONDS,
-        instance_id=instance_id(settings.data_dir / "worker"),
+        instance_id=lasting_name(settings.data_dir / "worker", APP_ID),
         leave_on_stop=settings.leave_group_on_stop,
     )
     raw_log = RawLog(bootstrap)

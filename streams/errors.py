@@ -12,7 +12,8 @@
     ├── UnusableDocument   (backfill)          a legacy document that is not a webhook
     ├── BrokerError        (broker)            the local broker could not start
     ├── StaleCheckpoint    (runtime.changelog) a store the changelog cannot continue: restored anew
-    ├── PartitionLost      (runtime.transaction) another worker owns the partition now
+    ├── GroupFenced        (runtime.fencing)   the group moved on without this worker
+    ├── PartitionsLost     (runtime.transaction) this worker's commits are fenced: it reopens
     └── StopWorker         (runtime.loop)      the worker must stop without committing
 
 Each also derives from the built-in exception it always was (ValueError, RuntimeError...), so

@@ -11,6 +11,7 @@ an aborted batch is never restored.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -31,11 +32,13 @@ __all__ = [
     "read_changelog",
     "reader",
     "restore",
+    "settled",
 ]
 
 log = logging.getLogger(__name__)
 
 RESTORE_BATCH = 10_000  # records per store write while restoring
+SETTLE_PAUSE_S = 0.05  # between two looks at a changelog holding a previous owner's transaction
 
 
 def changelog_topic(group: str) -> str:
@@ -86,6 +89,24 @@ async def restore(consumer: AIOKafkaConsumer, store: Store, tp: TopicPartition) 
     if read:
         log.info("%s: restored %d records in %.1fs", tp, read, time.monotonic() - started)
     return read
+
+
+async def settled(
+    committed: AIOKafkaConsumer, log_end: AIOKafkaConsumer, tp: TopicPartition, deadline: float
+) -> None:
+    """Until changelog partition `tp` holds no open transaction, so that a restore reads all
+    that its previous owner committed, and nothing it may still commit: that owner lost the
+    partition alive and was fenced by the group (its transaction aborts at once), or was killed
+    and restarted (its producer's start ends it), or was killed for good (the coordinator aborts
+    it after its timeout). `committed` reads committed records only (a `reader`), `log_end` every
+    record; TimeoutError past `deadline` (`time.monotonic()`)."""
+    began = time.monotonic()
+    while (await committed.end_offsets([tp]))[tp] < (await log_end.end_offsets([tp]))[tp]:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{tp}: a transaction is still open")
+        await asyncio.sleep(SETTLE_PAUSE_S)
+    if time.monotonic() - began > 1.0:
+        log.info("%s: waited %.1fs for an open transaction to end", tp, time.monotonic() - began)
 
 
 class StaleCheckpoint(StreamsError, RuntimeError):

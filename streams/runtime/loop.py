@@ -2,19 +2,18 @@
 
 Each round takes what has arrived (`getmany`, at most `max_records`, fewer while a partition
 has just begun opening; returning at once when records are ready: a lone record starts at once,
-a backlog moves in large batches), folds each
-partition's records in its task, and starts the commit of every partition that changed, each in
-its own transaction, without waiting for it: the next round folds while commits are in flight,
-and a partition whose commit is in flight commits what was folded meanwhile as soon as it is
-done. aiokafka keeps fetching in the background. A tick (the reminders' clock) is folded into
-the round when it is due.
+a backlog moves in large batches), folds each partition's records in its task, and starts the
+commit of every partition that changed, all in one transaction, without waiting for it: the next
+round folds while that commit is in flight, and what was folded meanwhile is committed as soon
+as it is done. aiokafka keeps fetching in the background. A tick (the reminders' clock) is
+folded into the round when it is due.
 
-Rebalances: a partition taken is paused until its task is open (fenced, restored, sought to the
-position its state was committed with); a partition revoked first lets its commit in flight
-finish, then its task closes. Failures: a task whose commit failed on Kafka (fenced,
-unreachable) is opened again from its committed state, with patience; past it, or on an error
-that is not a record's content (a bug in a fold), every task stops committing, the loop raises
-and the worker stops.
+Rebalances: a partition taken is paused until its task is open (its changelog settled,
+restored, sought to the position its state was committed with); a partition revoked first lets
+the commit in flight finish, then its task closes. Failures: when a commit fails on Kafka
+(fenced, unreachable), every task is opened again from its committed state, with patience; past
+it, or on an error that is not a record's content (a bug in a fold), nothing more is committed,
+the loop raises and the worker stops.
 """
 
 from __future__ import annotations
@@ -29,15 +28,16 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.structs import OffsetAndMetadata
 
+from streams import metrics
 from streams.errors import StreamsError
-from streams.runtime.changelog import reader
-from streams.runtime.ownership import Assignor, Placement, leave_when_stopped
+from streams.runtime.changelog import reader, settled
+from streams.runtime.fencing import consumer_member
+from streams.runtime.ownership import Assignor, Placement, lasting_name, leave_when_stopped
 from streams.runtime.standby import Standby
-from streams.runtime.store import Store
+from streams.runtime.store import POSITION, Store
 from streams.runtime.task import Task, TaskConfig
-from streams.runtime.transaction import PartitionLost
+from streams.runtime.transaction import PartitionsLost, Transaction, transactional_id
 from streams.topics import ensure_changelog
 
 __all__ = ["MAX_RECORDS", "Loop", "StopWorker"]
@@ -57,7 +57,6 @@ OPENING_TURNS_FOR_S = 2.0
 IDLE_MS = 100  # how long a round waits when nothing has arrived (records end the wait at once)
 PATIENCE = 300.0  # seconds a partition keeps trying to reach Kafka before the worker stops
 RETRY_PAUSE = 1.0
-OFFSETS_PATIENCE = 10.0  # seconds a revocation or a stop waits for the group's offsets
 
 # Python collects young objects every 700 net allocations by default, and walks older ones every
 # 10th and 100th time: a worker folding allocates millions of short-lived objects beside a large
@@ -98,21 +97,24 @@ class Loop(ConsumerRebalanceListener):
         self.replication_factor = replication_factor
         self.tick, self.tick_seconds, self.max_records = tick, tick_seconds, max_records
         self.patience, self.standbys, self.instance_id = patience, standbys, instance_id
+        self.transactional_id = transactional_id(
+            config.group, instance_id or lasting_name(config.data_dir, config.group)
+        )
         self.leave_on_stop = leave_on_stop
         self.tasks: dict[int, Task] = {}
         self.assigned: set[int] = set()
         self.joined = False
         self.fatal: BaseException | None = None  # set when the worker must stop
+        self.halted = False  # the worker is stopping after a fault: commit nothing more
+        self.committer: asyncio.Task[None] | None = None  # the round's commit in flight
         self._jobs: set[asyncio.Task[None]] = set()
         self.restoring = asyncio.Lock()
         self.standby = Standby(config)
         self.opening: dict[int, asyncio.Task[None]] = {}
         self._opening_since: dict[int, float] = {}  # monotonic time each opening began
         self._next_tick = 0.0
-        # The group's committed offsets follow the positions each transaction committed: they
-        # say how far the group has come (lag, `ingest --wait`); the state holds the truth.
-        self._reached: dict[TopicPartition, OffsetAndMetadata] = {}
-        self._offsets: asyncio.Task[None] | None = None
+        self.transaction: Transaction | None = None  # made by run(): aiokafka's loop
+        self._producer = asyncio.Lock()  # one (re)start of the producer at a time
         placement.local = self.tables
 
     # -- what the web side reads ------------------------------------------------------------
@@ -168,6 +170,8 @@ class Loop(ConsumerRebalanceListener):
             replication_factor=self.replication_factor,
         )
         await self.reader.start()
+        # Before joining: starting the producer ends this worker's transaction a kill left open.
+        await self._start_producer()
         self.consumer.subscribe([self.config.source_topic], listener=self)
         await self.consumer.start()
         standby = asyncio.ensure_future(self.standby.run())
@@ -219,98 +223,125 @@ class Loop(ConsumerRebalanceListener):
                     task.tick(self.tick)
                 except Exception:  # a tick carries nothing: the next one tries again
                     log.exception("partition %d: tick failed", task.partition)
-        for task in self.tasks.values():
-            task.commit_soon(self._commit_failed, self._committed)
+        self._commit_soon()
 
     def _halt(self, exc: BaseException) -> None:
-        """The worker must stop: no task commits anything more."""
+        """The worker must stop: nothing more is committed."""
         self.fatal = self.fatal or exc
-        for task in self.tasks.values():
-            task.halted = True
+        self.halted = True
 
     def _standby_ended(self, standby: asyncio.Future[None]) -> None:
         if not standby.cancelled() and standby.exception() is not None:
             log.error("standby copies stopped: %r", standby.exception())
             self._halt(standby.exception() or RuntimeError("standby"))
 
-    def _committed(self, task: Task, position: int) -> None:
-        """A transaction committed `task`'s state up to `position`: the group's offset follows,
-        in one request for every partition that moved meanwhile (off the commits' path)."""
-        before = self._reached.get(task.source)
-        if before is None or before.offset < position:
-            self._reached[task.source] = OffsetAndMetadata(position, "")
-        if self._offsets is None:
-            self._offsets = asyncio.ensure_future(self._commit_offsets())
+    # -- commits -------------------------------------------------------------------------------
 
-    async def _commit_offsets(self) -> None:
+    def _commit_soon(self) -> None:
+        """Commit what has been folded, unless a commit is in flight: that one commits the rest
+        when it is done. Nothing waits on a timer: a commit starts as soon as there is something
+        to commit and the previous one is done, so batches grow with the load."""
+        if self.committer is None and not self.halted and self._dirty():
+            self.committer = asyncio.ensure_future(self._commit_while_dirty())
+
+    def _dirty(self) -> list[Task]:
+        return [task for task in self.tasks.values() if task.dirty]
+
+    async def _commit_while_dirty(self) -> None:
         try:
-            while self._reached:
-                reached, self._reached = self._reached, {}
+            while not self.halted and (dirty := self._dirty()):
+                transaction = self.transaction
+                if transaction is None:  # being restarted after a failure: tasks reopen then
+                    return
+                batches = [task.seal() for task in dirty]
+                started = time.perf_counter()
                 try:
-                    await self.consumer.commit(reached)
-                except KafkaError as exc:  # a rebalance, Kafka away: the state is committed
-                    log.debug("group offsets %s not committed: %r", reached, exc)
-                    owned = {t.source for t in self.tasks.values()}
-                    for tp, offset in reached.items():  # again, unless moved on or handed over
-                        if tp in owned:
-                            self._reached.setdefault(tp, offset)
-                    if self._reached:
-                        await asyncio.sleep(RETRY_PAUSE)
+                    checkpoints = await transaction.commit(batches)
+                except Exception as exc:
+                    self._commit_failed(exc)
+                    return
+                metrics.observe("streams_commit_seconds", time.perf_counter() - started)
+                for task, batch in zip(dirty, batches, strict=True):
+                    task.stored(batch, checkpoints.get(task.partition))
         finally:
-            self._offsets = None
+            self.committer = None
 
-    async def _offsets_committed(self) -> None:
-        """Until the group's offsets are committed up to what the tasks committed, or for
-        `OFFSETS_PATIENCE` (aiokafka retries a commit while the coordinator is away: the state
-        is committed, and a rebalance or a stop must not wait on them)."""
-        if self._offsets is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._offsets), OFFSETS_PATIENCE)
-            except Exception as exc:  # only progress reports are at stake: the state is committed
-                log.warning("group offsets not committed: %r", exc)
+    async def _settle(self) -> None:
+        """Until the commit in flight (and what was folded meanwhile) is done."""
+        committer = self.committer
+        if committer is not None:
+            await asyncio.shield(committer)
 
-    def _commit_failed(self, task: Task, exc: BaseException) -> None:
-        if self.tasks.get(task.partition) is not task:
-            return  # dropped meanwhile
-        if not isinstance(exc, PartitionLost | KafkaError | TimeoutError | OSError):
+    def _commit_failed(self, exc: BaseException) -> None:
+        if not isinstance(exc, PartitionsLost | KafkaError | TimeoutError | OSError):
             self._halt(exc)  # a bug, not the weather: stop without committing anything more
             return
-        # Nothing more is folded into it from now on: its records are read again when reopened.
-        del self.tasks[task.partition]
-        if task.source in self.consumer.assignment():
-            self.consumer.pause(task.source)
-        # Fenced: another member took it (the next rebalance revokes it here), or the coordinator
-        # aborted a transaction that outlived its timeout. Reopening tells the two apart: it
-        # fences in turn, and a rebalance moves the partition if it is no longer ours.
-        log.warning("partition %d: commit failed (%r); reopening it", task.partition, exc)
-        self._spawn(self._reopen(task))
+        # Nothing more is folded from now on: every task's records are read again when reopened.
+        log.warning("commit failed (%r); reopening every partition", exc)
+        tasks, self.tasks = self.tasks, {}
+        for task in tasks.values():
+            if task.source in self.consumer.assignment():
+                self.consumer.pause(task.source)
+        self.transaction, transaction = None, self.transaction
+        # Fenced: the group moved on without this worker (the next rebalance says how), or
+        # the coordinator aborted a transaction that outlived its timeout. A new producer and
+        # reopening tell the two apart: a rebalance moves the partitions no longer ours.
+        self._spawn(self._recover(tasks.values(), transaction))
+
+    async def _recover(self, tasks: Iterable[Task], transaction: Transaction | None) -> None:
+        for task in tasks:
+            task.close()
+        if transaction is not None:
+            await transaction.stop()
+        for partition in sorted(self.assigned):
+            self._open_later(partition)
+
+    async def _start_producer(self) -> None:
+        """The worker's transactional producer, (re)started with patience."""
+        async with self._producer:
+            if self.transaction is not None:
+                return
+            deadline = time.monotonic() + self.patience
+            while True:
+                transaction = Transaction(
+                    self.config.bootstrap,
+                    self.config.group,
+                    self.transactional_id,
+                    self.config.source_topic,
+                    self.config.changelog_topic,
+                    self.config.derived_topic,
+                    self.config.dead_letter_topic,
+                )
+                try:
+                    await transaction.start(lambda: consumer_member(self.consumer)())
+                    self.transaction = transaction
+                    return
+                except (KafkaError, TimeoutError, OSError) as exc:
+                    if time.monotonic() > deadline:
+                        raise StopWorker(f"Kafka unreachable: {exc!r}") from exc
+                    log.warning("producer not started (%r); trying again", exc)
+                    await asyncio.sleep(RETRY_PAUSE)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         job = asyncio.ensure_future(work)
         self._jobs.add(job)  # referenced until done: the event loop keeps only weak ones
         job.add_done_callback(self._jobs.discard)
 
-    async def _reopen(self, task: Task) -> None:
-        await task.close()
-        if task.partition in self.assigned:
-            self._open_later(task.partition)
-
     async def _stop(self, leave: bool) -> None:
         for opening in self.opening.values():
             opening.cancel()
-        for p in list(self.tasks):
-            task = self.tasks.get(p)
-            if task is not None and self.fatal is None:
-                await task.settle()
-            await self._drop(p)
         if self.fatal is None:
-            await self._offsets_committed()
-        if self._offsets is not None:
-            self._offsets.cancel()
+            await self._settle()
+        elif self.committer is not None:  # stopping after a fault: nothing more is committed
+            self.committer.cancel()
+        for p in list(self.tasks):
+            self._drop(p)
         for job in [*self._jobs, *self.opening.values()]:
             with contextlib.suppress(BaseException):
                 await job
         await self.standby.stop()
+        if self.transaction is not None:
+            await self.transaction.stop()
         if leave:
             leave_when_stopped(self.consumer)
         await self.consumer.stop()
@@ -319,6 +350,7 @@ class Loop(ConsumerRebalanceListener):
     # -- rebalances (aiokafka calls these) -----------------------------------------------------
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        revoked = list(revoked)
         for tp in revoked:
             self.assigned.discard(tp.partition)  # a failing commit must not reopen it now
             opening = self.opening.pop(tp.partition, None)
@@ -326,11 +358,9 @@ class Loop(ConsumerRebalanceListener):
                 opening.cancel()
                 with contextlib.suppress(BaseException):
                     await opening  # its store is closed before the partition can come back
-            task = self.tasks.get(tp.partition)
-            if task is not None:
-                await task.settle()  # its last batch is committed before it is handed over
-            await self._drop(tp.partition)
-        await self._offsets_committed()  # the group's offsets too, as far as they go
+        await self._settle()  # the last round is committed before its partitions are handed over
+        for tp in revoked:
+            self._drop(tp.partition)
         self.assigned.clear()
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
@@ -369,25 +399,26 @@ class Loop(ConsumerRebalanceListener):
         tp = TopicPartition(self.config.source_topic, partition)
         deadline = time.monotonic() + self.patience
         while True:
+            await self._start_producer()
             await self.standby.release(partition)
             task = Task(self.config, partition, Store(self.config.store_path(partition)))
             try:
-                await task.fence()
+                await settled(self.reader, self.consumer, task.changelog, deadline)
                 async with self.restoring:
                     await task.restore(self.reader)
                 committed = await self.consumer.committed(tp)  # older workers' only record
                 break
             except (KafkaError, TimeoutError, OSError) as exc:
-                await task.close()
+                task.close()
                 if time.monotonic() > deadline:
                     raise StopWorker(f"partition {partition}: Kafka unreachable: {exc!r}") from exc
                 log.warning("partition %d: opening failed (%r); trying again", partition, exc)
                 await asyncio.sleep(RETRY_PAUSE)
             except BaseException:
-                await task.close()
+                task.close()
                 raise
         if partition not in self.assigned:  # revoked meanwhile
-            await task.close()
+            task.close()
             return
         # The restored state says how far it has folded; a group offset beyond it was committed
         # with its state in the transaction by a worker of an earlier version.
@@ -406,13 +437,14 @@ class Loop(ConsumerRebalanceListener):
         self.tasks[partition] = task
         self.opening.pop(partition, None)
         self.consumer.resume(tp)
-        if position > (committed or 0):  # a worker stopped after its commit, before the group's
-            self._committed(task, position)
+        if position > (committed or 0):  # committed by an earlier version, without the group's
+            task.state.put(POSITION, position)  # the next commit moves the group's offset
+            self._commit_soon()
         log.info("partition %d ready at offset %s", partition, position)
 
-    async def _drop(self, partition: int) -> None:
+    def _drop(self, partition: int) -> None:
         task = self.tasks.pop(partition, None)
         if task is not None:
             if task.source in self.consumer.assignment():
                 self.consumer.pause(task.source)  # until it is open again
-            await task.close()
+            task.close()

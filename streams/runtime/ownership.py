@@ -12,8 +12,10 @@ sends every member the full placement in its assignment. Queries are routed with
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -27,9 +29,19 @@ from yarl import URL
 
 from streams.codec import dumps, loads
 
-__all__ = ["Assignor", "Placement", "leave_when_stopped", "plan"]
+__all__ = ["Assignor", "Placement", "lasting_name", "leave_when_stopped", "plan"]
 
 log = logging.getLogger(__name__)
+
+
+def lasting_name(data_dir: Path, prefix: str) -> str:
+    """A member's name that outlives its process: kept in its data directory, so a restart on
+    the same state is the same member (its static membership, its transactional id)."""
+    path = data_dir / "instance-id"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{prefix}-{uuid.uuid4().hex[:12]}\n")
+    return path.read_text().strip()
 
 
 @dataclass

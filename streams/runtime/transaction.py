@@ -1,37 +1,39 @@
-"""Exactly once per batch: one transactional producer per owned input partition.
+"""Exactly once per round: one transactional producer per worker, fenced by its group.
 
-aiokafka 0.14 sends no consumer-group metadata with its transactional offset commits (no
-KIP-447), so a producer shared by a worker would not be fenced when a rebalance moves a
-partition away. So, as Kafka Streams did before KIP-447 and as Faust does, each input partition
-has its own transactional id, `{group}-{topic}-{partition}`: whoever takes the partition starts
-a producer with that id, which fences the previous owner (its next transaction fails with
-`ProducerFenced`) and ends its open transaction. A worker that lost a partition (a rebalance, a
-pause long enough to leave the group, a kill) can never write for it again.
-
-`Transaction.commit` makes a batch's effects visible together or not at all:
+A worker commits what it folded in a round, for every partition it owns, in one transaction
+(Kafka Streams' exactly-once v2, KIP-447):
 1. Begin a transaction.
-2. Append the batch's changelog records (each changed key once) to changelog partition p. One
-   of them is the source position (`streams.runtime.store.POSITION`): the offset after the
-   batch's last record, so the state and how far it has read commit as one.
-3. Append its derived events and dead letters, to partition p of their topics (modulo theirs).
-4. Commit. Only then does the caller write its store (`streams.runtime.task`), with the
+2. Append each partition's changelog records (each changed key once) to changelog partition p.
+   One of them is the partition's source position (`streams.runtime.store.POSITION`): the offset
+   after the last record folded, so the state and how far it has read commit as one.
+3. Append its derived events and dead letters to partition p of their topics (modulo theirs),
+   and wait until every append is acknowledged.
+4. Commit each partition's source position as the group's offset, in the transaction, with the
+   worker's group generation and member (`streams.runtime.fencing`): a worker the group has moved
+   on without is refused here, and its whole transaction is aborted.
+5. Commit. Only then does the caller write its stores (`streams.runtime.loop`), each with the
    changelog offset this commit reached as its checkpoint.
 Readers of the changelog and the derived topic read committed records only.
 
-The consumed offset is not added to the transaction (`send_offsets_to_transaction`): aiokafka
-sends that as two more requests, one after the other, in every commit (AddOffsetsToTxn, then
-TxnOffsetCommit), which measured 25 -> 18 ms of a commit's p50 at 1,000 webhooks/s. Kafka
-Streams and Quix Streams put the offsets in the transaction and resume from the group's offset;
-here the position is in the state itself, so a task resumes from its restored position, and the
-group's committed offset (written after each commit, `streams.runtime.loop`) only says how far
-the group has come: `ingest --wait`, lag, `status`.
+The transactional id is the worker's own and outlives its process (kept with its state, as its
+static membership is): a worker restarted after a kill ends its open transaction at once when it
+starts its producer. A worker taking a partition from another waits until the partition's
+changelog holds no open transaction (`streams.runtime.loop`), so it restores everything the
+previous owner committed and nothing it did not; step 3 before step 4 makes that enough: a
+transaction the group accepted has its changelog records in the log already.
+
+Until 2026-12-07 each input partition had its own producer (`{group}-{topic}-{partition}`), so
+that whoever took a partition fenced the previous owner by starting a producer with its id:
+aiokafka 0.14 sends no group metadata, so a shared producer was not fenced. That took a
+transaction per partition per round, three requests each, and the group's offsets in a request
+of their own after it: at 1,000 webhooks/s about 140 transactions a second over four partitions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,17 +45,29 @@ from aiokafka.errors import (
     TransactionalIdAuthorizationFailed,
 )
 from aiokafka.producer import sender as aiokafka_sender
+from aiokafka.structs import OffsetAndMetadata
 
 from streams.codec import dumps
 from streams.errors import StreamsError
+from streams.runtime.fencing import GroupFenced, Member, fence_by_group
 from streams.topics import HEADERS_ROOM, STATE_MAX_BYTES
 
-__all__ = ["MAX_BATCH_BYTES", "Effects", "PartitionLost", "Transaction", "transactional_id"]
+__all__ = [
+    "MAX_BATCH_BYTES",
+    "Batch",
+    "Effects",
+    "PartitionsLost",
+    "Transaction",
+    "transactional_id",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 1_000_000  # one record batch, under the broker's default max.message.bytes
-TRANSACTION_TIMEOUT_MS = 60_000
+# A transaction left open by a killed worker that is not restarted holds back its partitions'
+# next owner until the coordinator aborts it, this long after it began (Kafka Streams' own
+# setting under exactly-once; a round's commit takes milliseconds).
+TRANSACTION_TIMEOUT_MS = 10_000
 RETRY_BACKOFF_MS = 5  # the producer's other retries (coordinator moves, its own start)
 # A transaction begun right after the previous commit finds the coordinator still writing that
 # one's markers for a millisecond or two: its first AddPartitionsToTxn answers
@@ -61,15 +75,17 @@ RETRY_BACKOFF_MS = 5  # the producer's other retries (coordinator moves, its own
 # (`BACKOFF_OVERRIDE`), not after retry_backoff_ms, so every back-to-back commit took 20 ms more
 # than it needed: measured on an idle broker, 30 -> 11 ms a one-record transaction (p50).
 CONCURRENT_TRANSACTIONS_BACKOFF_S = 0.002
-FENCED = (ProducerFenced, InvalidProducerEpoch, TransactionalIdAuthorizationFailed)
+FENCED = (ProducerFenced, InvalidProducerEpoch, TransactionalIdAuthorizationFailed, GroupFenced)
 
 
-class PartitionLost(StreamsError):
-    """Another worker took the partition (this one was fenced): drop it, write nothing more."""
+class PartitionsLost(StreamsError):
+    """The group moved on without this worker, or another process took its transactional id:
+    its partitions are dropped, and it writes nothing more for them until it owns them again."""
 
 
-def transactional_id(group: str, topic: str, partition: int) -> str:
-    return f"{group}-{topic}-{partition}"
+def transactional_id(group: str, member: str) -> str:
+    """A worker's: its group and its own lasting name (its static member id)."""
+    return f"{group}-{member}"
 
 
 @dataclass
@@ -97,6 +113,17 @@ class Effects:
 Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]  # key, value, headers
 
 
+@dataclass
+class Batch:
+    """What one partition commits in a round: its changed keys (key, encoded value or None for
+    a deletion, value), its effects, and its source position (the group's offset)."""
+
+    partition: int
+    changes: list[tuple[bytes, bytes | None, Any]]
+    effects: Effects
+    position: int
+
+
 def _derived(effects: Effects) -> Iterator[Record]:
     received = effects.derived_received
     for n, event in enumerate(effects.derived):
@@ -114,24 +141,25 @@ def shorten_concurrent_transactions_backoff() -> None:
 
 
 class Transaction:
-    """The producer of one input partition's commits."""
+    """The producer of one worker's commits."""
 
     def __init__(
         self,
         bootstrap: str,
         group: str,
-        source: TopicPartition,
-        changelog: TopicPartition,
+        transactional_id: str,
+        source_topic: str,
+        changelog_topic: str,
         derived_topic: str,
         dead_letter_topic: str,
     ) -> None:
-        self.group, self.source, self.changelog = group, source, changelog
+        self.group, self.transactional_id = group, transactional_id
+        self.source_topic, self.changelog_topic = source_topic, changelog_topic
         self.derived_topic, self.dead_letter_topic = derived_topic, dead_letter_topic
-        self.derived: TopicPartition | None = None  # learned by start()
-        self.dead: TopicPartition | None = None
+        self._partitions: dict[str, int] = {}  # partitions of the derived and dead-letter topics
         self.producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
-            transactional_id=transactional_id(group, source.topic, source.partition),
+            transactional_id=transactional_id,
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
             enable_idempotence=True,
             acks="all",
@@ -143,58 +171,80 @@ class Transaction:
         )
         shorten_concurrent_transactions_backoff()
 
-    async def start(self) -> None:
-        """Register the transactional id: fences the previous owner, ends its transaction."""
+    async def start(self, member: Callable[[], Member]) -> None:
+        """Register the transactional id (which ends this worker's transaction left open by a
+        kill); offsets are committed as `member()` of the group."""
+        fence_by_group(self.producer, member)
         try:
             await self.producer.start()
-            self.derived = await self._partition_of(self.derived_topic)
-            self.dead = await self._partition_of(self.dead_letter_topic)
+            for topic in (self.derived_topic, self.dead_letter_topic):
+                self._partitions[topic] = len(await self.producer.partitions_for(topic))
         except BaseException:
             await self.producer.stop()
             raise
 
-    async def _partition_of(self, topic: str) -> TopicPartition:
-        """The partition of `topic` that the source partition writes to."""
-        partitions = sorted(await self.producer.partitions_for(topic))
-        return TopicPartition(topic, partitions[self.source.partition % len(partitions)])
+    def _partition_of(self, topic: str, partition: int) -> TopicPartition:
+        """The partition of `topic` that source partition `partition` writes to."""
+        return TopicPartition(topic, partition % self._partitions[topic])
 
     async def stop(self) -> None:
         try:
             await self.producer.stop()
         except KafkaError as exc:  # a fenced or failed producer: nothing left to flush
-            log.debug("%s: producer stopped with %r", self.source, exc)
+            log.debug("%s: producer stopped with %r", self.transactional_id, exc)
 
-    async def commit(
-        self, changes: Iterable[tuple[bytes, bytes | None, Any]], effects: Effects
-    ) -> int | None:
-        """Commit a batch (see the module docstring); the changelog offset after it (None when
-        it wrote no changelog record). Raises `PartitionLost` when fenced."""
+    async def commit(self, batches: Sequence[Batch]) -> dict[int, int | None]:
+        """Commit a round (see the module docstring): the changelog offset after each
+        partition's changes (None when it wrote no changelog record). Raises `PartitionsLost`
+        when fenced."""
         producer = self.producer
         try:
             # Step 1
             await producer.begin_transaction()
             try:
-                # Step 2
-                sent = await self._append(self.changelog, ((k, v, []) for k, v, _ in changes))
-                # Step 3: to the source partition's own partition of each topic (the derived
-                # topic's key stays the channel): a transaction touches as few partitions as it
-                # can, and a channel's events (all from one location) stay in order.
-                pending = [f for f, _ in await self._append(self.derived, _derived(effects))]
-                pending += [f for f, _ in await self._append(self.dead, effects.dead_letters)]
-                metadata = await asyncio.gather(*(f for f, _ in sent), *pending)
+                sent: dict[int, list[tuple[Any, int]]] = {}
+                pending = []
+                for batch in batches:
+                    p = batch.partition
+                    # Step 2
+                    changelog = TopicPartition(self.changelog_topic, p)
+                    sent[p] = await self._append(
+                        changelog, ((k, v, []) for k, v, _ in batch.changes)
+                    )
+                    # Step 3: to the source partition's own partition of each topic (the derived
+                    # topic's key stays the channel): a channel's events (all from one location)
+                    # stay in order.
+                    derived = self._partition_of(self.derived_topic, p)
+                    pending += [f for f, _ in await self._append(derived, _derived(batch.effects))]
+                    dead = self._partition_of(self.dead_letter_topic, p)
+                    pending += [f for f, _ in await self._append(dead, batch.effects.dead_letters)]
+                futures = [f for p in sent for f, _ in sent[p]]
+                metadata = await asyncio.gather(*futures, *pending)
                 # Step 4
+                offsets = {
+                    TopicPartition(self.source_topic, b.partition): OffsetAndMetadata(
+                        b.position, ""
+                    )
+                    for b in batches
+                }
+                await producer.send_offsets_to_transaction(offsets, self.group)
+                # Step 5
                 await producer.commit_transaction()
             except BaseException:
                 await self._abort()
                 raise
         except FENCED as exc:
-            raise PartitionLost(f"{self.source}: another worker owns it now ({exc!r})") from exc
-        if not sent:
-            return None
-        # The offset after the last changelog record: its batch's base offset plus its records.
-        return int(metadata[len(sent) - 1].offset) + sent[-1][1]
+            raise PartitionsLost(f"{self.transactional_id}: fenced ({exc!r})") from exc
+        # The offset after each partition's last changelog record: its batch's base offset plus
+        # its records.
+        checkpoints: dict[int, int | None] = {}
+        n = 0
+        for p, appended in sent.items():
+            n += len(appended)
+            checkpoints[p] = int(metadata[n - 1].offset) + appended[-1][1] if appended else None
+        return checkpoints
 
-    async def _append(self, tp: TopicPartition | None, records: Iterable[Record]) -> list[Any]:
+    async def _append(self, tp: TopicPartition, records: Iterable[Record]) -> list[Any]:
         """Send (key, value, headers) records to `tp` in as few record batches as fit:
         (delivery future, records) of each."""
         producer, sent = self.producer, []
@@ -209,8 +259,7 @@ class Transaction:
             sent.append((await self._send(batch, tp), count))
         return sent
 
-    async def _send(self, batch: Any, tp: TopicPartition | None) -> Any:
-        assert tp is not None, "start() learns the partitions"
+    async def _send(self, batch: Any, tp: TopicPartition) -> Any:
         batch.close()
         return await self.producer.send_batch(batch, tp.topic, partition=tp.partition)
 
@@ -218,4 +267,4 @@ class Transaction:
         try:
             await self.producer.abort_transaction()
         except Exception as exc:  # the producer is unusable; its owner replaces it
-            log.warning("%s: abort failed (%r)", self.source, exc)
+            log.warning("%s: abort failed (%r)", self.transactional_id, exc)

@@ -1,5 +1,6 @@
-"""The runtime against a real broker: fencing, restoring from a checkpoint, and exactly once
-through twenty SIGKILLs and a paused worker that comes back."""
+"""The runtime against a real broker: fencing by the group, a killed worker's open transaction,
+restoring from a checkpoint, and exactly once through twenty SIGKILLs and a paused worker that
+comes back."""
 
 from __future__ import annotations
 
@@ -11,20 +12,28 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from streams.app import APP_ID
 from streams.codec import dumps
 from streams.derived import STATE_EVENTS
-from streams.runtime.changelog import read_changelog, reader, restore
+from streams.runtime.changelog import read_changelog, reader, restore, settled
+from streams.runtime.fencing import Member, consumer_member
 from streams.runtime.store import POSITION, Store, store_key
-from streams.runtime.transaction import Effects, PartitionLost, Transaction
+from streams.runtime.transaction import (
+    Batch,
+    Effects,
+    PartitionsLost,
+    Transaction,
+    transactional_id,
+)
 from streams.topics import RAW_WEBHOOKS, ensure_topics
 from streams.worker import EXIT_TRANSIENT_FAILURE
 from tests.integration.processes import Worker, free_port, start_worker, wait_for
@@ -62,28 +71,63 @@ async def fresh_group(kafka: str) -> tuple[str, str, str]:
     return group, source, changelog
 
 
-def transaction(kafka: str, group: str, source: str, changelog: str) -> Transaction:
-    return Transaction(
+NO_MEMBER = Member(-1, "", None)  # offsets committed outside any generation (not fenced)
+
+
+async def owner(kafka: str, group: str, name: str, member: Callable[[], Member]) -> Transaction:
+    """A started transactional producer of `group`'s worker `name`."""
+    transaction = Transaction(
         kafka,
         group,
-        TopicPartition(source, 0),
-        TopicPartition(changelog, 0),
+        transactional_id(group, name),
+        f"{group}-source",
+        f"{group}-changelog",
         f"{group}-derived",
         f"{group}-derived",
     )
+    await transaction.start(member)
+    return transaction
+
+
+async def joined(kafka: str, group: str) -> AIOKafkaConsumer:
+    """A member of `group` that owns its source partition."""
+    consumer = AIOKafkaConsumer(
+        f"{group}-source", bootstrap_servers=kafka, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    deadline = time.monotonic() + 30
+    while not consumer.assignment():
+        assert time.monotonic() < deadline, "no partition assigned in 30 s"
+        await consumer.getmany(timeout_ms=100)
+    return consumer
+
+
+def batch(*changes: tuple[bytes, bytes, object], position: int, **effects: Any) -> Batch:
+    """Partition 0's batch: its changes, its source position among them (as `Task.fold` writes
+    it), and its effects."""
+    return Batch(0, [*changes, (POSITION, dumps(position), position)], Effects(**effects), position)
 
 
 def change(key: str, value: object) -> tuple[bytes, bytes, object]:
     return store_key("t", key), dumps(value), value
 
 
-def reached(offset: int) -> tuple[bytes, bytes, object]:
-    """The batch's source position, among its changes (as `Task.fold` writes it)."""
-    return POSITION, dumps(offset), offset
+async def ended(kafka: str, changelog: str) -> None:
+    """Until changelog partition 0 holds no open transaction: a commit returns before its
+    markers are written, and an abort too."""
+    committed, log_end = reader(kafka), AIOKafkaConsumer(bootstrap_servers=kafka)
+    await committed.start()
+    await log_end.start()
+    try:
+        await settled(committed, log_end, TopicPartition(changelog, 0), time.monotonic() + 60)
+    finally:
+        await committed.stop()
+        await log_end.stop()
 
 
 async def restored(kafka: str, changelog: str, path: Path) -> Store:
     """A new store restored from the whole changelog (closed by the caller)."""
+    await ended(kafka, changelog)
     consumer = reader(kafka)
     await consumer.start()
     store = Store(path)
@@ -94,27 +138,36 @@ async def restored(kafka: str, changelog: str, path: Path) -> Store:
     return store
 
 
-async def test_a_fenced_owner_can_never_commit_for_its_partition(
+async def test_a_worker_the_group_moved_on_without_can_never_commit(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    group, source, changelog = await fresh_group(kafka_bootstrap)
-    old = transaction(kafka_bootstrap, group, source, changelog)
-    await old.start()
-    assert await old.commit([change("a", 1), reached(5)], Effects()) is not None
-    # A new owner takes the partition: its producer start fences the old one.
-    new = transaction(kafka_bootstrap, group, source, changelog)
-    await new.start()
+    group, _, changelog = await fresh_group(kafka_bootstrap)
+    first = await joined(kafka_bootstrap, group)
+    as_of_then = consumer_member(first)()
+    old = await owner(kafka_bootstrap, group, "w1", lambda: as_of_then)
+    assert (await old.commit([batch(change("a", 1), position=5)]))[0] is not None
+    # It pauses; the group moves on: another member owns the partition in a new generation.
+    await first.stop()
+    second = await joined(kafka_bootstrap, group)
+    new = await owner(kafka_bootstrap, group, "w2", consumer_member(second))
     try:
-        with pytest.raises(PartitionLost):
+        with pytest.raises(PartitionsLost):
             await old.commit(
-                [change("a", 666), change("zombie", 1), reached(99)],
-                Effects(derived=[{"channel": "c", "id": "zombie"}]),
+                [
+                    batch(
+                        change("a", 666),
+                        change("zombie", 1),
+                        position=99,
+                        derived=[{"channel": "c", "id": "zombie"}],
+                    )
+                ]
             )
-        await new.commit([change("b", 2), reached(7)], Effects())
+        await new.commit([batch(change("b", 2), position=7)])
     finally:
         await old.stop()
         await new.stop()
-    # Nothing of the fenced batch is visible: not its state, not its position.
+        await second.stop()
+    await ended(kafka_bootstrap, changelog)
     tables = await read_changelog(kafka_bootstrap, group)
     assert tables == {"t": {"a": 1, "b": 2}}
     store = await restored(kafka_bootstrap, changelog, tmp_path / "p0")
@@ -125,41 +178,80 @@ async def test_a_fenced_owner_can_never_commit_for_its_partition(
         store.close()
 
 
-async def test_a_batch_left_open_by_a_dead_owner_is_never_visible(kafka_bootstrap: str) -> None:
-    group, source, changelog = await fresh_group(kafka_bootstrap)
-    dead = transaction(kafka_bootstrap, group, source, changelog)
-    await dead.start()
-    await dead.producer.begin_transaction()
-    await (await dead.producer.send(changelog, key=store_key("t", "x"), value=b"1", partition=0))
-    # It dies here, its transaction open; the successor's start ends that transaction.
-    successor = transaction(kafka_bootstrap, group, source, changelog)
-    await successor.start()
+async def open_transaction(kafka: str, group: str, name: str, timeout_ms: int) -> AIOKafkaProducer:
+    """A worker that wrote to changelog partition 0 in a transaction, and died before its end."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka,
+        transactional_id=transactional_id(group, name),
+        transaction_timeout_ms=timeout_ms,
+    )
+    await producer.start()
+    await producer.begin_transaction()
+    await (
+        await producer.send(f"{group}-changelog", key=store_key("t", "x"), value=b"1", partition=0)
+    )
+    return producer
+
+
+async def test_a_batch_left_open_by_a_killed_worker_ends_when_it_restarts(
+    kafka_bootstrap: str,
+) -> None:
+    group, _, _ = await fresh_group(kafka_bootstrap)
+    killed = await open_transaction(kafka_bootstrap, group, "w1", 60_000)
+    # Restarted on its data directory: the same transactional id, which ends that transaction.
+    restarted = await owner(kafka_bootstrap, group, "w1", lambda: NO_MEMBER)
     try:
-        await successor.commit([change("y", 2), reached(3)], Effects())
+        await restarted.commit([batch(change("y", 2), position=3)])
     finally:
-        await successor.stop()
-        await dead.stop()
+        await restarted.stop()
+        await killed.stop()
+    await ended(kafka_bootstrap, f"{group}-changelog")
     assert await read_changelog(kafka_bootstrap, group) == {"t": {"y": 2}}
+
+
+async def test_a_new_owner_restores_only_once_the_previous_owners_transaction_ended(
+    kafka_bootstrap: str,
+) -> None:
+    group, _, changelog = await fresh_group(kafka_bootstrap)
+    tp = TopicPartition(changelog, 0)
+    committed_reader, log_end = (
+        reader(kafka_bootstrap),
+        AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap),
+    )
+    await committed_reader.start()
+    await log_end.start()
+    killed = await open_transaction(kafka_bootstrap, group, "w1", 3_000)
+    try:
+        began = time.monotonic()
+        await settled(committed_reader, log_end, tp, deadline=began + 60)
+        # Not before the coordinator aborted it (its timeout, then the broker's next check).
+        assert time.monotonic() - began >= 2.0
+        assert (await committed_reader.end_offsets([tp]))[tp] == (await log_end.end_offsets([tp]))[
+            tp
+        ]
+    finally:
+        await killed.stop()
+        await committed_reader.stop()
+        await log_end.stop()
+    assert await read_changelog(kafka_bootstrap, group) == {}
 
 
 async def test_a_store_restores_only_the_changelog_tail_after_its_checkpoint(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    group, source, changelog = await fresh_group(kafka_bootstrap)
-    owner = transaction(kafka_bootstrap, group, source, changelog)
-    await owner.start()
+    group, _, changelog = await fresh_group(kafka_bootstrap)
+    writer = await owner(kafka_bootstrap, group, "w1", lambda: NO_MEMBER)
     store = Store(tmp_path / "p0")
     try:
-        changes = [*(change(f"k{n}", n) for n in range(100)), reached(1)]
-        store.write(changes, await owner.commit(changes, Effects()))
+        first = batch(*(change(f"k{n}", n) for n in range(100)), position=1)
+        store.write(first.changes, (await writer.commit([first]))[0])
         store.close()
         # Another worker carried on meanwhile: three more keys in the changelog.
-        await owner.commit(
-            [change("k1", "new"), change("k200", 200), change("k201", 201), reached(2)],
-            Effects(),
+        await writer.commit(
+            [batch(change("k1", "new"), change("k200", 200), change("k201", 201), position=2)]
         )
     finally:
-        await owner.stop()
+        await writer.stop()
     consumer = reader(kafka_bootstrap)
     await consumer.start()
     store = Store(tmp_path / "p0")

@@ -1,4 +1,3 @@
-from aiokafka import TopicPartition
 from aiokafka.producer import sender as aiokafka_sender
 
 from streams.runtime.transaction import CONCURRENT_TRANSACTIONS_BACKOFF_S, Transaction
@@ -7,13 +6,6 @@ from streams.runtime.transaction import CONCURRENT_TRANSACTIONS_BACKOFF_S, Trans
 async def test_a_transaction_retries_concurrent_transactions_in_milliseconds() -> None:
     # aiokafka's own wait is 20 ms for each commit that follows another at once.
     aiokafka_sender.BACKOFF_OVERRIDE = 0.02
-    transaction = Transaction(
-        "localhost:1",
-        "g",
-        TopicPartition("raw", 0),
-        TopicPartition("g-changelog", 0),
-        "derived",
-        "dead",
-    )
+    transaction = Transaction("localhost:1", "g", "g-w1", "raw", "g-changelog", "derived", "dead")
     assert aiokafka_sender.BACKOFF_OVERRIDE == CONCURRENT_TRANSACTIONS_BACKOFF_S < 0.005
     await transaction.producer.stop()
