@@ -1,5 +1,5 @@
 """Rows 2 and 6b, this project: one `streams worker` (the runtime of `streams.runtime`: every
-projection, RocksDB stores, one transaction per partition and batch) consuming the pre-filled
+projection, RocksDB stores, one transaction per round for every partition) consuming the pre-filled
 raw topic from offset 0, until its consumer group has committed past the end.
 
 Row 2 times consumption only, with every partition open: the records the worker folds after

@@ -58,7 +58,7 @@ def table(r: Results) -> str:
         f"| 1 | ceiling: bare aiokafka consumer + orjson decode (records/s) | | "
         f"{t.ceiling.cell()} | 1.00 | |",
         f"| 2 | one `streams worker`: every projection, RocksDB stores, a transaction per "
-        f"partition and batch; every partition open (records/s) | {t.ours.cell()} | ceiling "
+        f"round (every partition); every partition open (records/s) | {t.ours.cell()} | ceiling "
         f"{t.ceiling.cell()} | {t.ours.median / ceiling:.3f} | >= 30,000/s and >= 0.4 of "
         f"ceiling |",
         f"| 2b | upper bound of row 2: the worker's families over plain dicts, decode included, "

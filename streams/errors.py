@@ -12,6 +12,7 @@
     ├── UnusableDocument   (backfill)          a legacy document that is not a webhook
     ├── BrokerError        (broker)            the local broker could not start
     ├── StaleCheckpoint    (runtime.changelog) a store the changelog cannot continue: restored anew
+    ├── StateTooLarge      (runtime.state)     a table value its changelog cannot take: stop
     ├── GroupFenced        (runtime.fencing)   the group moved on without this worker
     ├── PartitionsLost     (runtime.transaction) this worker's commits are fenced: it reopens
     └── StopWorker         (runtime.loop)      the worker must stop without committing

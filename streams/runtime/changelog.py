@@ -96,12 +96,17 @@ async def settled(
 ) -> None:
     """Until changelog partition `tp` holds no open transaction, so that a restore reads all
     that its previous owner committed, and nothing it may still commit: that owner lost the
-    partition alive and was fenced by the group (its transaction aborts at once), or was killed
-    and restarted (its producer's start ends it), or was killed for good (the coordinator aborts
-    it after its timeout). `committed` reads committed records only (a `reader`), `log_end` every
+    partition alive and was fenced by the group (the new producer it starts then ends its
+    transaction), or was killed and restarted (its producer's start ends it), or was killed for
+    good (the coordinator aborts it after its timeout). `committed` reads committed records only (a `reader`), `log_end` every
     record; TimeoutError past `deadline` (`time.monotonic()`)."""
     began = time.monotonic()
-    while (await committed.end_offsets([tp]))[tp] < (await log_end.end_offsets([tp]))[tp]:
+    while True:
+        # The stable offset first, then the log's end: if the first is not below the second
+        # read after it, none was open when the first was read (the end only grows).
+        stable = (await committed.end_offsets([tp]))[tp]
+        if stable >= (await log_end.end_offsets([tp]))[tp]:
+            break
         if time.monotonic() > deadline:
             raise TimeoutError(f"{tp}: a transaction is still open")
         await asyncio.sleep(SETTLE_PAUSE_S)

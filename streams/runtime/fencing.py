@@ -3,15 +3,21 @@
 aiokafka 0.14 commits a transaction's offsets with TxnOffsetCommit v0, which carries no group
 metadata: the group coordinator cannot tell a worker that lost its partitions from their owner.
 From v3 the request carries the member's generation, member id and static instance id, and the
-coordinator refuses a stale one (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID); the
-transaction is then aborted, so nothing a worker wrote after losing its partitions is ever
-visible. That is what lets one producer serve every partition of a worker (Kafka Streams'
-exactly-once v2), where a producer per partition was needed before.
+coordinator refuses a stale one (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID), so
+nothing a worker wrote in a transaction after losing its partitions is ever visible. That is what
+lets one producer serve every partition of a worker (Kafka Streams' exactly-once v2), where a
+producer per partition was needed before.
 
 `fence_by_group(producer, member)` makes a transactional producer's offset commits v3, with the
-group metadata `member()` gives at the moment each is sent (the consumer's, which moves with
-every rebalance). aiokafka picks its handler from a module global, so the handler is replaced
-process-wide: producers not fenced by a group keep v0's behaviour.
+group metadata `member()` gives at the moment each is sent (it moves with every rebalance). A
+member without a generation (aiokafka resets it when the group has moved on) is refused here,
+without asking: the coordinator skips every check for a transactional commit that names no
+member, for its older clients. aiokafka picks its handler from a module global, so the handler
+is replaced process-wide: producers not fenced by a group keep v0's behaviour.
+
+A refused commit leaves the producer's transaction open on the broker: aiokafka's abort sends no
+EndTxn once the error has cleared the transaction's partitions. Its owner must start a new
+producer with the same transactional id, which ends that transaction (`streams.runtime.loop`).
 """
 
 from __future__ import annotations
@@ -34,15 +40,15 @@ from aiokafka.protocol.types import (
 
 from streams.errors import StreamsError
 
-__all__ = ["GroupFenced", "Member", "consumer_member", "fence_by_group"]
+__all__ = ["NO_MEMBER", "GroupFenced", "Member", "consumer_member", "fence_by_group"]
 
 # The coordinator's answers to a member that is no longer the partitions' owner.
 ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID = 22, 25, 82
 FENCED_BY_GROUP = {ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID}
 
 
-class GroupFenced(StreamsError):
-    """The group moved on without this worker: its transaction is aborted."""
+class GroupFenced(StreamsError, RuntimeError):
+    """The group moved on without this worker: its transaction must not commit."""
 
 
 class Member(NamedTuple):
@@ -53,13 +59,17 @@ class Member(NamedTuple):
     instance_id: str | None
 
 
+NO_MEMBER = Member(-1, "", None)
+
+
 def consumer_member(consumer: AIOKafkaConsumer) -> Callable[[], Member]:
-    """The consumer's current generation and member, read when an offset commit is sent."""
-    coordinator = consumer._coordinator
-    if coordinator is None or not hasattr(coordinator, "generation"):
-        raise RuntimeError("aiokafka's consumer has no group coordinator: start it first")
+    """The consumer's generation and member at the moment an offset commit is sent (none
+    before it has joined its group)."""
 
     def member() -> Member:
+        coordinator = consumer._coordinator
+        if coordinator is None:
+            return NO_MEMBER
         return Member(coordinator.generation, coordinator.member_id, coordinator._group_instance_id)
 
     return member
@@ -162,18 +172,32 @@ class _GroupFencedOffsetCommit(aiokafka_sender.TxnOffsetCommitHandler):
             )
         )
 
+    async def do(self, node_id: int) -> bool:
+        member = getattr(self._sender._txn_manager, "streams_member", None)
+        if member is not None:
+            now = member()
+            if now.generation < 0 or not now.member_id:
+                # Not a member now: refused without asking (see the module docstring).
+                self._refuse(f"no generation: {now}")
+                return True
+        return bool(await super().do(node_id))
+
     def handle_response(self, resp: Any) -> Any:
         if not isinstance(resp, _TxnOffsetCommitResponse_v3):
             return super().handle_response(resp)
-        codes = [(t, p, c) for t, parts, _ in resp.topics for p, c, _ in parts]
-        fenced = [c for _, _, c in codes if c in FENCED_BY_GROUP]
-        if fenced:  # abortable: the producer stays usable for the next transaction
-            self._sender._txn_manager.error_transaction(
-                GroupFenced(f"the group moved on without this worker (error {fenced[0]})")
-            )
+        fenced = [c for _, parts, _ in resp.topics for _, c, _ in parts if c in FENCED_BY_GROUP]
+        if fenced:
+            self._refuse(f"error {fenced[0]}")
             return None
         resp.errors = [(t, [(p, c) for p, c, _ in parts]) for t, parts, _ in resp.topics]
         return super().handle_response(resp)
+
+    def _refuse(self, why: str) -> None:
+        """Fail the transaction's commit (the error is the caller's; the producer must be
+        replaced, see the module docstring)."""
+        txn = self._sender._txn_manager
+        txn.error_transaction(GroupFenced(f"the group moved on without this worker ({why})"))
+        txn._transaction_waiter.exception()  # raised to the caller through its offsets' future
 
 
 def fence_by_group(producer: AIOKafkaProducer, member: Callable[[], Member]) -> None:

@@ -35,9 +35,9 @@ from streams.runtime.changelog import reader, settled
 from streams.runtime.fencing import consumer_member
 from streams.runtime.ownership import Assignor, Placement, lasting_name, leave_when_stopped
 from streams.runtime.standby import Standby
-from streams.runtime.store import POSITION, Store
+from streams.runtime.store import Store
 from streams.runtime.task import Task, TaskConfig
-from streams.runtime.transaction import PartitionsLost, Transaction, transactional_id
+from streams.runtime.transaction import PartitionsLost, Transaction
 from streams.topics import ensure_changelog
 
 __all__ = ["MAX_RECORDS", "Loop", "StopWorker"]
@@ -97,15 +97,16 @@ class Loop(ConsumerRebalanceListener):
         self.replication_factor = replication_factor
         self.tick, self.tick_seconds, self.max_records = tick, tick_seconds, max_records
         self.patience, self.standbys, self.instance_id = patience, standbys, instance_id
-        self.transactional_id = transactional_id(
-            config.group, instance_id or lasting_name(config.data_dir, config.group)
-        )
+        # The worker's lasting name (its static member id; a dynamic member's is kept in its
+        # data directory too): a restart ends the transaction its kill left open.
+        self.transactional_id = instance_id or lasting_name(config.data_dir, config.group)
         self.leave_on_stop = leave_on_stop
         self.tasks: dict[int, Task] = {}
         self.assigned: set[int] = set()
         self.joined = False
         self.fatal: BaseException | None = None  # set when the worker must stop
         self.halted = False  # the worker is stopping after a fault: commit nothing more
+        self.stopping = False
         self.committer: asyncio.Task[None] | None = None  # the round's commit in flight
         self._jobs: set[asyncio.Task[None]] = set()
         self.restoring = asyncio.Lock()
@@ -251,18 +252,18 @@ class Loop(ConsumerRebalanceListener):
         try:
             while not self.halted and (dirty := self._dirty()):
                 transaction = self.transaction
-                if transaction is None:  # being restarted after a failure: tasks reopen then
+                if transaction is None:  # being replaced after a failure: the tasks reopen then
                     return
-                batches = [task.seal() for task in dirty]
-                started = time.perf_counter()
                 try:
+                    batches = [task.seal() for task in dirty]
+                    started = time.perf_counter()
                     checkpoints = await transaction.commit(batches)
-                except Exception as exc:
+                    metrics.observe("streams_commit_seconds", time.perf_counter() - started)
+                    for task, batch in zip(dirty, batches, strict=True):
+                        task.stored(batch, checkpoints.get(task.partition))
+                except Exception as exc:  # nothing sealed is committed or stored twice: reopen
                     self._commit_failed(exc)
                     return
-                metrics.observe("streams_commit_seconds", time.perf_counter() - started)
-                for task, batch in zip(dirty, batches, strict=True):
-                    task.stored(batch, checkpoints.get(task.partition))
         finally:
             self.committer = None
 
@@ -293,6 +294,14 @@ class Loop(ConsumerRebalanceListener):
             task.close()
         if transaction is not None:
             await transaction.stop()
+        try:
+            # At once, whatever is assigned: a new producer of the same transactional id ends
+            # the transaction the failure left open, which else holds every reader of the
+            # partitions it touched (and their next owner) until it times out.
+            await self._start_producer()
+        except BaseException as exc:
+            self._halt(exc)
+            return
         for partition in sorted(self.assigned):
             self._open_later(partition)
 
@@ -305,15 +314,15 @@ class Loop(ConsumerRebalanceListener):
             while True:
                 transaction = Transaction(
                     self.config.bootstrap,
-                    self.config.group,
-                    self.transactional_id,
-                    self.config.source_topic,
-                    self.config.changelog_topic,
-                    self.config.derived_topic,
-                    self.config.dead_letter_topic,
+                    group=self.config.group,
+                    transactional_id=self.transactional_id,
+                    source_topic=self.config.source_topic,
+                    changelog_topic=self.config.changelog_topic,
+                    derived_topic=self.config.derived_topic,
+                    dead_letter_topic=self.config.dead_letter_topic,
                 )
                 try:
-                    await transaction.start(lambda: consumer_member(self.consumer)())
+                    await transaction.start(consumer_member(self.consumer))
                     self.transaction = transaction
                     return
                 except (KafkaError, TimeoutError, OSError) as exc:
@@ -328,6 +337,7 @@ class Loop(ConsumerRebalanceListener):
         job.add_done_callback(self._jobs.discard)
 
     async def _stop(self, leave: bool) -> None:
+        self.stopping = True  # a failing commit's recovery opens nothing more
         for opening in self.opening.values():
             opening.cancel()
         if self.fatal is None:
@@ -350,18 +360,20 @@ class Loop(ConsumerRebalanceListener):
     # -- rebalances (aiokafka calls these) -----------------------------------------------------
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        revoked = list(revoked)
-        for tp in revoked:
-            self.assigned.discard(tp.partition)  # a failing commit must not reopen it now
-            opening = self.opening.pop(tp.partition, None)
-            if opening is not None:
-                opening.cancel()
-                with contextlib.suppress(BaseException):
-                    await opening  # its store is closed before the partition can come back
-        await self._settle()  # the last round is committed before its partitions are handed over
-        for tp in revoked:
-            self._drop(tp.partition)
-        self.assigned.clear()
+        partitions = {tp.partition for tp in revoked}
+        self.assigned -= partitions  # a failing commit must not reopen them now
+        try:
+            for partition in partitions:
+                opening = self.opening.pop(partition, None)
+                if opening is not None:
+                    opening.cancel()
+                    with contextlib.suppress(BaseException):
+                        await opening  # its store is closed before the partition can come back
+            await self._settle()  # the last round is committed before they are handed over
+        finally:
+            for partition in partitions:
+                self._drop(partition)
+            self.assigned.clear()
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         partitions = {tp.partition for tp in assigned}
@@ -381,6 +393,8 @@ class Loop(ConsumerRebalanceListener):
         )
 
     def _open_later(self, partition: int) -> None:
+        if self.stopping:
+            return
         current = self.opening.get(partition)
         if current is not None and not current.done():
             return  # one opening at a time: two would contend for the store's lock
@@ -393,7 +407,7 @@ class Loop(ConsumerRebalanceListener):
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # the loop raises it: a partition must not stay paused
-            self.fatal = exc
+            self._halt(exc)
 
     async def _open(self, partition: int) -> None:
         tp = TopicPartition(self.config.source_topic, partition)
@@ -411,7 +425,7 @@ class Loop(ConsumerRebalanceListener):
             except (KafkaError, TimeoutError, OSError) as exc:
                 task.close()
                 if time.monotonic() > deadline:
-                    raise StopWorker(f"partition {partition}: Kafka unreachable: {exc!r}") from exc
+                    raise StopWorker(f"partition {partition} not opened: {exc!r}") from exc
                 log.warning("partition %d: opening failed (%r); trying again", partition, exc)
                 await asyncio.sleep(RETRY_PAUSE)
             except BaseException:
@@ -438,7 +452,7 @@ class Loop(ConsumerRebalanceListener):
         self.opening.pop(partition, None)
         self.consumer.resume(tp)
         if position > (committed or 0):  # committed by an earlier version, without the group's
-            task.state.put(POSITION, position)  # the next commit moves the group's offset
+            task.report_position()
             self._commit_soon()
         log.info("partition %d ready at offset %s", partition, position)
 

@@ -107,8 +107,15 @@ class Task:
     def dirty(self) -> bool:
         return bool(self.state.changes or self.effects)
 
+    def report_position(self) -> None:
+        """Commit the position in the next round, even if nothing is folded meanwhile."""
+        self.state.put(POSITION, self.position)
+
     def seal(self) -> Batch:
-        """What is folded, set aside for the round's commit; folding goes on meanwhile."""
+        """What is folded, set aside for the round's commit; folding goes on meanwhile. The
+        position is always among the changes: a transaction that commits a partition's offset
+        writes to its changelog too, which a new owner waits on (`changelog.settled`)."""
+        self.report_position()
         effects, self.effects = self.effects, Effects()
         return Batch(self.partition, self.state.seal(), effects, self.position)
 

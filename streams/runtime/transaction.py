@@ -15,8 +15,8 @@ A worker commits what it folded in a round, for every partition it owns, in one 
    changelog offset this commit reached as its checkpoint.
 Readers of the changelog and the derived topic read committed records only.
 
-The transactional id is the worker's own and outlives its process (kept with its state, as its
-static membership is): a worker restarted after a kill ends its open transaction at once when it
+The transactional id is the worker's own and outlives its process (its static member id, kept
+with its state): a worker restarted after a kill ends its open transaction at once when it
 starts its producer. A worker taking a partition from another waits until the partition's
 changelog holds no open transaction (`streams.runtime.loop`), so it restores everything the
 previous owner committed and nothing it did not; step 3 before step 4 makes that enough: a
@@ -58,7 +58,6 @@ __all__ = [
     "Effects",
     "PartitionsLost",
     "Transaction",
-    "transactional_id",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,14 +77,9 @@ CONCURRENT_TRANSACTIONS_BACKOFF_S = 0.002
 FENCED = (ProducerFenced, InvalidProducerEpoch, TransactionalIdAuthorizationFailed, GroupFenced)
 
 
-class PartitionsLost(StreamsError):
+class PartitionsLost(StreamsError, RuntimeError):
     """The group moved on without this worker, or another process took its transactional id:
     its partitions are dropped, and it writes nothing more for them until it owns them again."""
-
-
-def transactional_id(group: str, member: str) -> str:
-    """A worker's: its group and its own lasting name (its static member id)."""
-    return f"{group}-{member}"
 
 
 @dataclass
@@ -146,6 +140,7 @@ class Transaction:
     def __init__(
         self,
         bootstrap: str,
+        *,
         group: str,
         transactional_id: str,
         source_topic: str,
@@ -218,8 +213,7 @@ class Transaction:
                     pending += [f for f, _ in await self._append(derived, _derived(batch.effects))]
                     dead = self._partition_of(self.dead_letter_topic, p)
                     pending += [f for f, _ in await self._append(dead, batch.effects.dead_letters)]
-                futures = [f for p in sent for f, _ in sent[p]]
-                metadata = await asyncio.gather(*futures, *pending)
+                await asyncio.gather(*(f for p in sent for f, _ in sent[p]), *pending)
                 # Step 4
                 offsets = {
                     TopicPartition(self.source_topic, b.partition): OffsetAndMetadata(
@@ -235,14 +229,12 @@ class Transaction:
                 raise
         except FENCED as exc:
             raise PartitionsLost(f"{self.transactional_id}: fenced ({exc!r})") from exc
-        # The offset after each partition's last changelog record: its batch's base offset plus
-        # its records.
-        checkpoints: dict[int, int | None] = {}
-        n = 0
-        for p, appended in sent.items():
-            n += len(appended)
-            checkpoints[p] = int(metadata[n - 1].offset) + appended[-1][1] if appended else None
-        return checkpoints
+        # The offset after each partition's last changelog record: its record batch's base
+        # offset plus its records.
+        return {
+            p: int(appended[-1][0].result().offset) + appended[-1][1] if appended else None
+            for p, appended in sent.items()
+        }
 
     async def _append(self, tp: TopicPartition, records: Iterable[Record]) -> list[Any]:
         """Send (key, value, headers) records to `tp` in as few record batches as fit:

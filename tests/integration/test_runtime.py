@@ -28,11 +28,11 @@ from streams.runtime.changelog import read_changelog, reader, restore, settled
 from streams.runtime.fencing import Member, consumer_member
 from streams.runtime.store import POSITION, Store, store_key
 from streams.runtime.transaction import (
+    TRANSACTION_TIMEOUT_MS,
     Batch,
     Effects,
     PartitionsLost,
     Transaction,
-    transactional_id,
 )
 from streams.topics import RAW_WEBHOOKS, ensure_topics
 from streams.worker import EXIT_TRANSIENT_FAILURE
@@ -71,19 +71,16 @@ async def fresh_group(kafka: str) -> tuple[str, str, str]:
     return group, source, changelog
 
 
-NO_MEMBER = Member(-1, "", None)  # offsets committed outside any generation (not fenced)
-
-
 async def owner(kafka: str, group: str, name: str, member: Callable[[], Member]) -> Transaction:
     """A started transactional producer of `group`'s worker `name`."""
     transaction = Transaction(
         kafka,
-        group,
-        transactional_id(group, name),
-        f"{group}-source",
-        f"{group}-changelog",
-        f"{group}-derived",
-        f"{group}-derived",
+        group=group,
+        transactional_id=f"{group}-{name}",
+        source_topic=f"{group}-source",
+        changelog_topic=f"{group}-changelog",
+        derived_topic=f"{group}-derived",
+        dead_letter_topic=f"{group}-derived",
     )
     await transaction.start(member)
     return transaction
@@ -163,11 +160,17 @@ async def test_a_worker_the_group_moved_on_without_can_never_commit(
                 ]
             )
         await new.commit([batch(change("b", 2), position=7)])
+        # Its loop replaces the refused producer at once: the new one, of the same transactional
+        # id, ends the refused transaction, which holds every reader of the changelog until then.
+        await old.stop()
+        began = time.monotonic()
+        old = await owner(kafka_bootstrap, group, "w1", lambda: as_of_then)
+        await ended(kafka_bootstrap, changelog)
+        assert time.monotonic() - began < TRANSACTION_TIMEOUT_MS / 1000
     finally:
         await old.stop()
         await new.stop()
         await second.stop()
-    await ended(kafka_bootstrap, changelog)
     tables = await read_changelog(kafka_bootstrap, group)
     assert tables == {"t": {"a": 1, "b": 2}}
     store = await restored(kafka_bootstrap, changelog, tmp_path / "p0")
@@ -182,7 +185,7 @@ async def open_transaction(kafka: str, group: str, name: str, timeout_ms: int) -
     """A worker that wrote to changelog partition 0 in a transaction, and died before its end."""
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka,
-        transactional_id=transactional_id(group, name),
+        transactional_id=f"{group}-{name}",
         transaction_timeout_ms=timeout_ms,
     )
     await producer.start()
@@ -199,12 +202,14 @@ async def test_a_batch_left_open_by_a_killed_worker_ends_when_it_restarts(
     group, _, _ = await fresh_group(kafka_bootstrap)
     killed = await open_transaction(kafka_bootstrap, group, "w1", 60_000)
     # Restarted on its data directory: the same transactional id, which ends that transaction.
-    restarted = await owner(kafka_bootstrap, group, "w1", lambda: NO_MEMBER)
+    member = await joined(kafka_bootstrap, group)
+    restarted = await owner(kafka_bootstrap, group, "w1", consumer_member(member))
     try:
         await restarted.commit([batch(change("y", 2), position=3)])
     finally:
         await restarted.stop()
         await killed.stop()
+        await member.stop()
     await ended(kafka_bootstrap, f"{group}-changelog")
     assert await read_changelog(kafka_bootstrap, group) == {"t": {"y": 2}}
 
@@ -240,7 +245,8 @@ async def test_a_store_restores_only_the_changelog_tail_after_its_checkpoint(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     group, _, changelog = await fresh_group(kafka_bootstrap)
-    writer = await owner(kafka_bootstrap, group, "w1", lambda: NO_MEMBER)
+    member = await joined(kafka_bootstrap, group)
+    writer = await owner(kafka_bootstrap, group, "w1", consumer_member(member))
     store = Store(tmp_path / "p0")
     try:
         first = batch(*(change(f"k{n}", n) for n in range(100)), position=1)
@@ -252,6 +258,7 @@ async def test_a_store_restores_only_the_changelog_tail_after_its_checkpoint(
         )
     finally:
         await writer.stop()
+        await member.stop()
     consumer = reader(kafka_bootstrap)
     await consumer.start()
     store = Store(tmp_path / "p0")

@@ -1,3 +1,4 @@
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,6 +20,8 @@ class Txn:
 
     def error_transaction(self, exc: BaseException) -> None:
         self.errors.append(exc)
+        self._transaction_waiter: asyncio.Future[None] = asyncio.Future()
+        self._transaction_waiter.set_exception(exc)
 
     def offset_committed(self, tp: TopicPartition, offset: int, group: str) -> None:
         self.committed.append((tp, offset, group))
@@ -62,8 +65,18 @@ def test_a_broker_without_v3_is_refused_rather_than_sent_an_unfenced_commit() ->
         made.create_request().prepare({28: (0, 2)})
 
 
+@pytest.mark.parametrize("member", [Member(-1, "", None), Member(3, "", "w1")])
+async def test_a_worker_that_is_no_member_now_is_refused_without_asking(member: Member) -> None:
+    # The coordinator would accept it: it checks nothing of a transactional commit that names
+    # no member (its older clients' way), and aiokafka forgets the member when fenced.
+    made, txn = handler(lambda: member)
+    assert await made.do(node_id=0) is True  # no request: `sender.client` does not exist
+    [error] = txn.errors
+    assert isinstance(error, GroupFenced) and "no generation" in str(error)
+
+
 @pytest.mark.parametrize("code", [22, 25, 82])
-def test_a_stale_member_aborts_the_transaction(code: int) -> None:
+async def test_a_stale_member_aborts_the_transaction(code: int) -> None:
     made, txn = handler(lambda: Member(1, "m", None))
     response = (
         made.create_request()
@@ -75,7 +88,7 @@ def test_a_stale_member_aborts_the_transaction(code: int) -> None:
     assert isinstance(error, GroupFenced) and f"error {code}" in str(error)
 
 
-def test_accepted_offsets_are_recorded_as_aiokafka_records_them() -> None:
+async def test_accepted_offsets_are_recorded_as_aiokafka_records_them() -> None:
     made, txn = handler(lambda: Member(1, "m", None))
     response = (
         made.create_request()
