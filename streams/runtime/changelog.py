@@ -98,8 +98,8 @@ async def settled(
     that its previous owner committed, and nothing it may still commit: that owner lost the
     partition alive and was fenced by the group (the new producer it starts then ends its
     transaction), or was killed and restarted (its producer's start ends it), or was killed for
-    good (the coordinator aborts it after its timeout). `committed` reads committed records only (a `reader`), `log_end` every
-    record; TimeoutError past `deadline` (`time.monotonic()`)."""
+    good (the coordinator aborts it after its timeout). `committed` reads committed records only
+    (a `reader`), `log_end` every record; TimeoutError past `deadline` (`time.monotonic()`)."""
     began = time.monotonic()
     while True:
         # The stable offset first, then the log's end: if the first is not below the second
@@ -111,7 +111,8 @@ async def settled(
             raise TimeoutError(f"{tp}: a transaction is still open")
         await asyncio.sleep(SETTLE_PAUSE_S)
     if time.monotonic() - began > 1.0:
-        log.info("%s: waited %.1fs for an open transaction to end", tp, time.monotonic() - began)
+        waited = time.monotonic() - began
+        log.info("%s: waited %.1fs for an open transaction to end", tp, waited)
 
 
 class StaleCheckpoint(StreamsError, RuntimeError):

@@ -106,7 +106,7 @@ class Loop(ConsumerRebalanceListener):
         self.joined = False
         self.fatal: BaseException | None = None  # set when the worker must stop
         self.halted = False  # the worker is stopping after a fault: commit nothing more
-        self.stopping = False
+        self.stopping = False  # _stop() has begun: nothing more is opened
         self.committer: asyncio.Task[None] | None = None  # the round's commit in flight
         self._jobs: set[asyncio.Task[None]] = set()
         self.restoring = asyncio.Lock()
@@ -290,20 +290,23 @@ class Loop(ConsumerRebalanceListener):
         self._spawn(self._recover(tasks.values(), transaction))
 
     async def _recover(self, tasks: Iterable[Task], transaction: Transaction | None) -> None:
-        for task in tasks:
-            task.close()
-        if transaction is not None:
-            await transaction.stop()
         try:
+            for task in tasks:
+                task.close()
+            if transaction is not None:
+                await transaction.stop()
+            if self.stopping:  # a restart (the same transactional id) ends what is left open
+                return
             # At once, whatever is assigned: a new producer of the same transactional id ends
             # the transaction the failure left open, which else holds every reader of the
             # partitions it touched (and their next owner) until it times out.
             await self._start_producer()
-        except BaseException as exc:
+            for partition in sorted(self.assigned - self.tasks.keys()):
+                self._open_later(partition)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # nothing reopens the partitions: the worker must stop
             self._halt(exc)
-            return
-        for partition in sorted(self.assigned):
-            self._open_later(partition)
 
     async def _start_producer(self) -> None:
         """The worker's transactional producer, (re)started with patience."""
@@ -393,7 +396,7 @@ class Loop(ConsumerRebalanceListener):
         )
 
     def _open_later(self, partition: int) -> None:
-        if self.stopping:
+        if self.stopping or partition in self.tasks:
             return
         current = self.opening.get(partition)
         if current is not None and not current.done():

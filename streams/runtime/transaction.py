@@ -10,7 +10,8 @@ A worker commits what it folded in a round, for every partition it owns, in one 
    and wait until every append is acknowledged.
 4. Commit each partition's source position as the group's offset, in the transaction, with the
    worker's group generation and member (`streams.runtime.fencing`): a worker the group has moved
-   on without is refused here, and its whole transaction is aborted.
+   on without is refused here, so its transaction never commits (its owner then replaces the
+   producer, which ends the transaction).
 5. Commit. Only then does the caller write its stores (`streams.runtime.loop`), each with the
    changelog offset this commit reached as its checkpoint.
 Readers of the changelog and the derived topic read committed records only.

@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.producer import sender as aiokafka_sender
+from aiokafka.producer.transaction_manager import TransactionManager
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.runtime.fencing import GroupFenced, Member, _GroupFencedOffsetCommit
@@ -106,3 +107,24 @@ async def test_accepted_offsets_are_recorded_as_aiokafka_records_them() -> None:
 def test_a_producer_not_fenced_by_a_group_keeps_aiokafkas_request() -> None:
     made, _ = handler(None)
     assert isinstance(made.create_request(), aiokafka_sender.TxnOffsetCommitRequest)
+
+
+async def test_with_aiokafkas_transaction_manager_a_refusal_fails_the_commit_and_aborts_locally() -> (
+    None
+):
+    txn = TransactionManager("g-w1", 10_000)
+    txn.set_pid_and_epoch(7, 3)
+    txn.begin_transaction()
+    offsets = {TopicPartition("raw", 0): OffsetAndMetadata(9, "")}
+    waiting = txn.add_offsets_to_txn(offsets, "g")  # what send_offsets_to_transaction awaits
+    txn.streams_member = lambda: Member(-1, "", None)  # type: ignore[attr-defined]
+    sender = SimpleNamespace(_txn_manager=txn, _retry_backoff=0.1)
+    assert await _GroupFencedOffsetCommit(sender, offsets, "g").do(node_id=0) is True
+    with pytest.raises(GroupFenced):
+        await waiting
+    # abort_transaction's steps: nothing is left to end on the broker's side from here (the
+    # runtime replaces the producer, which ends the transaction there).
+    txn.aborting_transaction()
+    assert txn.is_empty_transaction() and not txn.is_fatal_error()
+    txn.complete_transaction()
+    assert txn.state.name == "READY"
