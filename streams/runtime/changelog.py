@@ -39,6 +39,16 @@ log = logging.getLogger(__name__)
 
 RESTORE_BATCH = 10_000  # records per store write while restoring
 SETTLE_PAUSE_S = 0.05  # between two looks at a changelog holding a previous owner's transaction
+# Longer than any transaction lives (its 10 s timeout, then the coordinator's check for expired
+# ones, every 10 s by default): one still open is hanging (KIP-664). Seen once in this project's
+# tests: a broker restarted under an open transaction aborted it before it knew the partitions'
+# leader, and skipped their markers ("these partitions are likely deleted already").
+HANGING_AFTER_S = 30.0
+HANGING = (
+    "%s: a transaction has been open for %.0fs, from offset %d: longer than any live transaction "
+    "lasts, so it is hanging, and no reader of this partition can read past it. Abort it: "
+    "kafka-transactions.sh --bootstrap-server ... find-hanging / abort (KIP-664)"
+)
 
 
 def changelog_topic(group: str) -> str:
@@ -100,7 +110,7 @@ async def settled(
     transaction), or was killed and restarted (its producer's start ends it), or was killed for
     good (the coordinator aborts it after its timeout). `committed` reads committed records only
     (a `reader`), `log_end` every record; TimeoutError past `deadline` (`time.monotonic()`)."""
-    began = time.monotonic()
+    began = warned = time.monotonic()
     while True:
         # The stable offset first, then the log's end: if the first is not below the second
         # read after it, none was open when the first was read (the end only grows).
@@ -109,6 +119,9 @@ async def settled(
             break
         if time.monotonic() > deadline:
             raise TimeoutError(f"{tp}: a transaction is still open")
+        if time.monotonic() > warned + HANGING_AFTER_S:
+            warned = time.monotonic()
+            log.warning(HANGING, tp, warned - began, stable)
         await asyncio.sleep(SETTLE_PAUSE_S)
     if time.monotonic() - began > 1.0:
         waited = time.monotonic() - began
