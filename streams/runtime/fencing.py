@@ -147,12 +147,16 @@ class _TxnOffsetCommitV3(Request[_TxnOffsetCommitRequest_v3]):
 class _GroupFencedOffsetCommit(aiokafka_sender.TxnOffsetCommitHandler):
     """aiokafka's handler, sending v3 with the group metadata of a producer fenced by group."""
 
+    def _member(self) -> Member | None:
+        """The producer's group member now; None for a producer not fenced by a group."""
+        member = getattr(self._sender._txn_manager, "streams_member", None)
+        return None if member is None else member()
+
     def create_request(self) -> Any:
         txn = self._sender._txn_manager
-        member = getattr(txn, "streams_member", None)
-        if member is None:  # a producer not fenced by a group: aiokafka's own request
+        now = self._member()
+        if now is None:  # a producer not fenced by a group: aiokafka's own request
             return super().create_request()
-        now = member()
         by_topic: dict[str, list[tuple[int, int, int, str, dict[int, bytes]]]] = {}
         for tp, offset in sorted(self._offsets.items()):
             by_topic.setdefault(tp.topic, []).append(
@@ -173,13 +177,11 @@ class _GroupFencedOffsetCommit(aiokafka_sender.TxnOffsetCommitHandler):
         )
 
     async def do(self, node_id: int) -> bool:
-        member = getattr(self._sender._txn_manager, "streams_member", None)
-        if member is not None:
-            now = member()
-            if now.generation < 0 or not now.member_id:
-                # Not a member now: refused without asking (see the module docstring).
-                self._refuse(f"no generation: {now}")
-                return True
+        now = self._member()
+        if now is not None and (now.generation < 0 or not now.member_id):
+            # Not a member now: refused without asking (see the module docstring).
+            self._refuse(f"no generation: {now}")
+            return True
         return bool(await super().do(node_id))
 
     def handle_response(self, resp: Any) -> Any:

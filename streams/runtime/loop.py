@@ -301,8 +301,8 @@ class Loop(ConsumerRebalanceListener):
             # the transaction the failure left open, which else holds every reader of the
             # partitions it touched (and their next owner) until it times out.
             await self._start_producer()
-            for partition in sorted(self.assigned - self.tasks.keys()):
-                self._open_later(partition)
+            for partition in sorted(self.assigned):
+                self._open_later(partition)  # not those opened meanwhile
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # nothing reopens the partitions: the worker must stop
