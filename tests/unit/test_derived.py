@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import base64
+import random
+import re
 import hashlib
 
-from streams.derived import derived_event, location_safe, message_id, preview
+from streams.derived import derived_event, location_safe, masked, message_id, preview
 from tests.unit.events import event
 
 
@@ -60,3 +62,14 @@ def test_previews_are_short_and_on_one_line() -> None:
     assert preview("hello\n  there") == "hello there"
     long = preview("x" * 500)
     assert len(long) == 80 and long.endswith("…")
+
+
+def test_phone_numbers_are_masked_as_the_plain_pattern_would() -> None:
+    # The pattern is written for speed; it must mask exactly what `\+?\d[\d\s().-]{6,}\d` does.
+    plain = re.compile(r"\+?\d[\d\s().-]{6,}\d")
+    draw = random.Random(7)
+    for _ in range(20_000):
+        text = "".join(draw.choice("a +-().0123456789 \t") for _ in range(draw.randint(0, 30)))
+        assert masked(text) == plain.sub("[phone]", text), text
+    assert masked("call +1 (555) 123-4567 now") == "call [phone] now"
+    assert masked("order 1234567") == "order 1234567"  # seven digits: not a phone number
