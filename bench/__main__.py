@@ -78,6 +78,7 @@ def main() -> None:
         )
     results.ingress, results.ingress_in_worker, results.bare = ours, in_worker, bare
 
+    results.warm_up = 3 if args.quick else latency.WARM_UP_SECONDS
     with broker() as kafka:
         results.latency, results.held = latency.measure(
             kafka.bootstrap,
@@ -85,7 +86,7 @@ def main() -> None:
             args.hold,
             args.search_hold,
             drain=60,
-            warm_up=3 if args.quick else latency.WARM_UP_SECONDS,
+            warm_up=results.warm_up,
         )
     results.latency_hold, results.search_hold = args.hold, args.search_hold
 

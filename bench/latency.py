@@ -5,9 +5,9 @@ folds and publishes. The stand-in stamps each message with its receive time (ms)
 the send time of each webhook (same machine, same clock). Open loop: webhooks are sent on a
 fixed schedule whatever the answers, so a slow worker shows as latency, not as a lower rate.
 
-Steps: after a warm-up (500/s for 20 s), each rate held for `hold` seconds on fresh locations; a webhook whose event has not
-arrived `drain` seconds after the step counts as lost (latency infinite). The "highest rate
-held" search doubles the rate from 100/s until p99 reaches 100 ms.
+Steps: after a warm-up (500/s for 90 s), each rate held for `hold` seconds on fresh locations; a
+webhook whose event has not arrived `drain` seconds after the step counts as lost (latency
+infinite). The "highest rate held" search doubles the rate from 100/s until p99 reaches 100 ms.
 """
 
 from __future__ import annotations
@@ -35,7 +35,10 @@ KEY = "bench.key:secret"
 # 5 webhooks/s per location at 1,000/s: each location channel stays within Ably's 50 messages/s.
 LOCATIONS = 200
 LOADGEN = Path(__file__).parent / "loadgen"
-WARM_UP_SECONDS = 20.0  # at 500/s before the first measured step
+# At 500/s before the first measured step. A fresh broker's CPU a webhook falls from about 1.5 ms
+# in its first 40 s to 0.8-0.9 ms after 60 to 90 s as its JIT compiles (10-s windows, 2026-12-07);
+# after 20 s of warm-up, 1,000/s measured p99 597 and 1,141 ms, after 90 s 318 and 373 ms.
+WARM_UP_SECONDS = 90.0
 
 
 @dataclass
@@ -217,7 +220,7 @@ def measure(
             worker.wait_healthy()
             ingress.wait_healthy()
             # Warm up connections and the broker's JIT: a broker is measured warm, as it runs in
-            # production (a fresh one is several times slower for its first minute).
+            # production (a fresh one is slower for its first minute and a half).
             _step(ingress.url, standin_url, key, 500, warm_up, drain)
             held: Step | None = None
             rate = 100

@@ -38,6 +38,7 @@ class Results:
     held: Step | None = None
     latency_hold: float = 0
     search_hold: float = 0
+    warm_up: float = 0  # s at 500/s before row 4's steps
     memory: Memory | None = None
     sink: SinkFigures | None = None
     minutes: float = 0
@@ -73,8 +74,8 @@ def table(r: Results) -> str:
     ]
     for step in r.latency:
         rows.append(
-            f"| 4 | latency at {step.rate:,}/s for {step.hold:.0f} s (`streams ingress` + one worker), "
-            f"p50 / p95 / p99 (ms) | "
+            f"| 4 | latency at {step.rate:,}/s for {step.hold:.0f} s (`streams ingress` + one worker; "
+            f"after {r.warm_up:.0f} s at 500/s), p50 / p95 / p99 (ms) | "
             f"{_ms(step.percentile(50))} / {_ms(step.percentile(95))} / "
             f"{_ms(step.percentile(99))} | polling every 2 s (modelled): {p50:,.0f} / "
             f"{p95:,.0f} / {p99:,.0f} | {step.percentile(99) / p99:.3f} (p99) | "

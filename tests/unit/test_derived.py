@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import random
 import re
-import hashlib
 
 from streams.derived import derived_event, location_safe, masked, message_id, preview
 from tests.unit.events import event
