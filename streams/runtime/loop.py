@@ -416,6 +416,8 @@ class Loop(ConsumerRebalanceListener):
         tp = TopicPartition(self.config.source_topic, partition)
         deadline = time.monotonic() + self.patience
         while True:
+            # A no-op, unless a recovery is replacing the producer: the new one ends this
+            # worker's own open transaction, which would else hold the changelog's settling.
             await self._start_producer()
             await self.standby.release(partition)
             task = Task(self.config, partition, Store(self.config.store_path(partition)))
