@@ -7,7 +7,8 @@ A worker commits what it folded in a round, for every partition it owns, in one 
    One of them is the partition's source position (`streams.runtime.store.POSITION`): the offset
    after the last record folded, so the state and how far it has read commit as one.
 3. Append its derived events and dead letters to partition p of their topics (modulo theirs),
-   and wait until every append is acknowledged.
+   and wait until every append is acknowledged. Meanwhile the group's offsets partition joins
+   the transaction (AddOffsetsToTxn), which aiokafka would send only after the appends.
 4. Commit each partition's source position as the group's offset, in the transaction, with the
    worker's group generation and member (`streams.runtime.fencing`): a worker the group has moved
    on without is refused here, so its transaction never commits (its owner then replaces the
@@ -46,6 +47,7 @@ from aiokafka.errors import (
     TransactionalIdAuthorizationFailed,
 )
 from aiokafka.producer import sender as aiokafka_sender
+from aiokafka.producer.transaction_manager import TransactionManager
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.codec import dumps
@@ -135,6 +137,53 @@ def shorten_concurrent_transactions_backoff() -> None:
     aiokafka_sender.BACKOFF_OVERRIDE = CONCURRENT_TRANSACTIONS_BACKOFF_S
 
 
+class _OffsetsJoinEarly(TransactionManager):
+    """aiokafka's transaction manager, but the group's offsets can join a transaction before
+    they are known (`join_group`). aiokafka sends AddOffsetsToTxn with the offsets, and only then
+    TxnOffsetCommit: two requests in a row after the appends, where a commit can do the first
+    while its records are in flight, and so wait for one request less."""
+
+    _joining: str | None = None
+
+    def join_group(self, group_id: str) -> None:
+        if self.is_in_transaction():  # not once an error or an abort has ended it
+            self._joining = group_id
+            self.notify_task_waiter()
+
+    def consumer_group_to_add(self) -> str | None:
+        # After the partitions to add (aiokafka asks for those first), before any offsets.
+        if self._txn_consumer_group is None and self._joining is not None:
+            return self._joining
+        return super().consumer_group_to_add()
+
+    def aborting_transaction(self) -> None:
+        self._joining = None
+        super().aborting_transaction()
+
+    def complete_transaction(self) -> None:
+        self._joining = None
+        super().complete_transaction()
+
+    def error_transaction(self, exc: BaseException) -> None:
+        self._joining = None
+        super().error_transaction(exc)
+
+    def fatal_error(self, exc: BaseException) -> None:
+        self._joining = None
+        super().fatal_error(exc)
+
+
+def offsets_join_early(producer: AIOKafkaProducer) -> _OffsetsJoinEarly:
+    """`producer`'s transaction manager, made an `_OffsetsJoinEarly` (its accumulator, sender
+    and producer share the one instance that aiokafka made)."""
+    manager = getattr(producer, "_txn_manager", None)
+    if type(manager) is not TransactionManager:  # an aiokafka that changed how it keeps it
+        raise RuntimeError(f"aiokafka's transaction manager is {manager!r}: see _OffsetsJoinEarly")
+    manager.__class__ = _OffsetsJoinEarly
+    assert isinstance(manager, _OffsetsJoinEarly)
+    return manager
+
+
 class Transaction:
     """The producer of one worker's commits."""
 
@@ -165,6 +214,7 @@ class Transaction:
             max_request_size=STATE_MAX_BYTES + HEADERS_ROOM,
             retry_backoff_ms=RETRY_BACKOFF_MS,
         )
+        self._manager = offsets_join_early(self.producer)
         shorten_concurrent_transactions_backoff()
 
     async def start(self, member: Callable[[], Member]) -> None:
@@ -214,7 +264,12 @@ class Transaction:
                     pending += [f for f, _ in await self._append(derived, _derived(batch.effects))]
                     dead = self._partition_of(self.dead_letter_topic, p)
                     pending += [f for f, _ in await self._append(dead, batch.effects.dead_letters)]
+                self._manager.join_group(self.group)  # while the appends are in flight
                 await asyncio.gather(*(f for p in sent for f, _ in sent[p]), *pending)
+                if not self._manager.is_in_transaction():
+                    # The early join failed (its error ended the transaction): raise that error,
+                    # not aiokafka's "not in the middle of a transaction".
+                    await self._manager.wait_for_transaction_end()
                 # Step 4
                 offsets = {
                     TopicPartition(self.source_topic, b.partition): OffsetAndMetadata(
