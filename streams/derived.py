@@ -77,11 +77,7 @@ def typing_channel(location_id: str) -> str:
 def message_id(*parts: str) -> str:
     """An Ably message id that is the same whenever `parts` are: a digest, in the `<base>:<n>`
     form Ably expects of client-supplied ids."""
-    return _digest_id("\x1f".join(parts))
-
-
-def _digest_id(joined: str) -> str:
-    digest = hashlib.sha256(joined.encode()).digest()
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
     # base64.urlsafe_b64encode, less its two Python calls (one id per derived event)
     return binascii.b2a_base64(digest[:18], newline=False).translate(_URL_SAFE).decode() + ":0"
 
@@ -93,7 +89,7 @@ def derived_event(name: str, channel: str, data: dict[str, Any], source: Event) 
     if channel.startswith("location:"):
         data = location_safe(data)
     return {
-        "id": _digest_id(f"{source.webhook_id}\x1f{name}\x1f{channel}"),  # message_id's
+        "id": message_id(source.webhook_id, name, channel),
         "name": name,
         "channel": channel,
         "occurred_at": occurred_at(source),
