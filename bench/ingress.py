@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.common import bodies, worker_env
+from streams import event_loop
 from streams.codec import dumps
 from streams.settings import REPO_ROOT
 from tests.integration.processes import free_port, http, start_worker, wait_for
@@ -104,7 +105,15 @@ def _bare_server(port: int) -> None:
     app = web.Application()
     app.router.add_get("/", ok)
     app.router.add_post("/webhooks/ghl", ok)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    # On the ingress's own event loop: the peer differs from it by the work only.
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=port,
+        print=None,
+        access_log=None,
+        loop=event_loop.new_event_loop(),
+    )
 
 
 if __name__ == "__main__":

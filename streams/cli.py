@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -17,6 +16,7 @@ from dataclasses import replace
 from datetime import date
 from functools import partial
 
+from streams import event_loop
 from streams.backfill import LegacyLayout, backfill
 from streams.broker import LocalKafka, kafka_bootstrap
 from streams.dlq_cli import add_commands as add_dlq_commands
@@ -177,7 +177,7 @@ def _dev(catalog: Sequence[Projection], settings: Settings, args: argparse.Names
         if settings.embedded:
             broker = LocalKafka(settings.data_dir / "kafka", libs=settings.kafka_libs)
             broker.start()
-            seconds = asyncio.run(broker.wait_ready())
+            seconds = event_loop.run(broker.wait_ready())
             log.info("embedded Kafka ready at %s in %.1fs", broker.bootstrap, seconds)
         return _run_worker(settings, kafka_bootstrap(settings), catalog)
     finally:
@@ -196,12 +196,12 @@ def _ingress(settings: Settings, args: argparse.Namespace) -> int:
     from streams.ingress.server import run_ingress
 
     bootstrap = kafka_bootstrap(settings)
-    asyncio.run(ensure_configured_topics(settings, bootstrap))
+    event_loop.run(ensure_configured_topics(settings, bootstrap))
     return run_ingress(settings, bootstrap, settings.web_port if args.port is None else args.port)
 
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:
-    created = asyncio.run(ensure_configured_topics(settings, kafka_bootstrap(settings)))
+    created = event_loop.run(ensure_configured_topics(settings, kafka_bootstrap(settings)))
     width = max(len(topic.name) for topic in TOPICS) + 2
     print(f"{'topic':<{width}}{'state':<9}key")
     for topic in TOPICS:
@@ -232,7 +232,7 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
             print(f"every projection has consumed them ({seconds:.1f}s)")
         return 1 if report.broken else 0
 
-    return asyncio.run(run())
+    return event_loop.run(run())
 
 
 def _query(settings: Settings, args: argparse.Namespace) -> int:
@@ -292,14 +292,14 @@ def _backfill_mongo(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 0
 
-    return asyncio.run(run())
+    return event_loop.run(run())
 
 
 def _run_worker(settings: Settings, bootstrap: str, catalog: Sequence[Projection]) -> int:
     from streams.app import create_worker
     from streams.worker import run_worker
 
-    asyncio.run(ensure_configured_topics(settings, bootstrap))
+    event_loop.run(ensure_configured_topics(settings, bootstrap))
     worker = create_worker(settings, bootstrap, catalog)
     url = worker_url(settings, settings.web_port)
     # The CLI finds this worker from the data directory alone (`streams query`).

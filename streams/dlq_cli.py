@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from typing import Any
 
-from streams import dlq
+from streams import dlq, event_loop
 from streams.settings import Settings
 from streams.topics import DLQ, ready_kafka
 
@@ -39,7 +38,7 @@ def add_commands(sub: Any) -> None:
 
 
 def _dlq_list(settings: Settings, args: argparse.Namespace) -> int:
-    ledger = asyncio.run(_read_dlq(settings))
+    ledger = event_loop.run(_read_dlq(settings))
     chosen = dlq.Selection(family=args.family, error=args.error)
     rows = [
         {**letter.summary(), "state": ledger.state(letter)}
@@ -60,7 +59,7 @@ def _dlq_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _dlq_show(settings: Settings, args: argparse.Namespace) -> int:
-    ledger = asyncio.run(_read_dlq(settings))
+    ledger = event_loop.run(_read_dlq(settings))
     found = [letter for letter in ledger.letters if letter.coordinates == args.at]
     if not found:
         print(f"streams: no dead letter at {args.at[0]}:{args.at[1]}", file=sys.stderr)
@@ -89,7 +88,7 @@ def _dlq_retry(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{len(todo)} re-driven, {len(skipped)} already re-driven before")
         return 0
 
-    return asyncio.run(run())
+    return event_loop.run(run())
 
 
 async def _read_dlq(settings: Settings) -> dlq.Ledger:

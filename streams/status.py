@@ -4,12 +4,12 @@ behind the log, each projection's versions, and the dead letters waiting for an 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
+from streams import event_loop
 from streams.broker import brokers_answering, kafka_bootstrap
 from streams.dlq import read_ledger
 from streams.replay.control import Position, read_versions
@@ -25,14 +25,14 @@ __all__ = ["status"]
 def status(catalog: Sequence[Projection], settings: Settings, args: argparse.Namespace) -> int:
     """Print the stack's state; exit 1 when the broker or the worker does not answer."""
     bootstrap = kafka_bootstrap(settings)
-    brokers = asyncio.run(brokers_answering(bootstrap))
+    brokers = event_loop.run(brokers_answering(bootstrap))
     print(f"broker    {bootstrap}: " + (f"{brokers} node(s) answer" if brokers else "no answer"))
     url = find_worker_url(settings, getattr(args, "url", None))
     health = _health(url)
     print(f"worker    {url}: {health}")
     if not brokers:
         return 1
-    asyncio.run(_from_kafka(bootstrap, catalog))
+    event_loop.run(_from_kafka(bootstrap, catalog))
     return 0 if health == "ready" else 1
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from streams import event_loop
 from streams.runtime.loop import Loop, StopWorker
 
 __all__ = ["EXIT_TRANSIENT_FAILURE", "Worker", "run_worker"]
@@ -40,7 +41,7 @@ class Worker:
 
 
 def run_worker(worker: Worker) -> int:
-    return asyncio.run(_run(worker))
+    return event_loop.run(_run(worker))
 
 
 async def _run(worker: Worker) -> int:

@@ -14,6 +14,7 @@ import logging
 
 from aiohttp import web
 
+from streams import event_loop
 from streams.ingress.http import install_ingress
 from streams.ingress.raw_log import RawLog
 from streams.settings import Settings
@@ -45,5 +46,6 @@ def run_ingress(settings: Settings, bootstrap: str, port: int) -> int:
         port=port,
         print=None,
         access_log=None,
+        loop=event_loop.new_event_loop(),
     )
     return 0

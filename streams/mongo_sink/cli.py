@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams import event_loop
 from streams.mongo_sink.documents import SINKABLE, check_projections, models_of
 from streams.replay.control import read_versions
 from streams.runtime.changelog import reader
@@ -84,7 +85,7 @@ def _run(catalog: Sequence[Projection], settings: Settings, args: argparse.Names
             await runner.cleanup()
         return 0
 
-    return asyncio.run(run())
+    return event_loop.run(run())
 
 
 async def sink_lag(
@@ -158,7 +159,7 @@ def _status(catalog: Sequence[Projection], settings: Settings, args: argparse.Na
     async def run() -> list[dict[str, Any]]:
         return await sink_lag(await ready_kafka(settings), uri, database, names, catalog)
 
-    rows = asyncio.run(run())
+    rows = event_loop.run(run())
     print(f"{'collection':<28} {'answers':<8} {'lag (records)':>14} {'lag (s)':>8}")
     for row in rows:
         print(

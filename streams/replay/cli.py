@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from functools import partial
 
+from streams import event_loop
 from streams.broker import kafka_bootstrap
 from streams.progress import Progress
 from streams.replay.changelog import differences
@@ -113,7 +114,7 @@ def _start(catalog: dict[str, Projection], settings: Settings, args: argparse.Na
         print(f"version {args.version} of {listed} has caught up with the log ({seconds:.0f}s)")
         return 0
 
-    return asyncio.run(run())
+    return event_loop.run(run())
 
 
 async def _follow(bootstrap: str, runs: list[str], *, verbose: bool) -> float:
@@ -173,7 +174,7 @@ def _status(catalog: dict[str, Projection], settings: Settings, args: argparse.N
                     )
         return 0
 
-    return asyncio.run(run())
+    return event_loop.run(run())
 
 
 def _state(lag: GroupLag, live: GroupLag) -> str:
@@ -229,7 +230,7 @@ def _promote(catalog: dict[str, Projection], settings: Settings, args: argparse.
             print(f"queries for {name} now read version {args.version}")
         return 0
 
-    return asyncio.run(run())
+    return event_loop.run(run())
 
 
 def _drop(catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace) -> int:
@@ -289,7 +290,7 @@ def _drop(catalog: dict[str, Projection], settings: Settings, args: argparse.Nam
             )
         return 0
 
-    return asyncio.run(run())
+    return event_loop.run(run())
 
 
 def _compare(catalog: dict[str, Projection], settings: Settings, args: argparse.Namespace) -> int:
@@ -325,7 +326,7 @@ def _compare(catalog: dict[str, Projection], settings: Settings, args: argparse.
                 )
         return 1 if differ else 0
 
-    return asyncio.run(run())
+    return event_loop.run(run())
 
 
 def _replay_worker(
