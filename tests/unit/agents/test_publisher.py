@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -8,7 +9,13 @@ from aiokafka.errors import KafkaConnectionError
 
 from streams import metrics
 from streams.ably_sink import LogSink, Outcome
-from streams.agents.publisher import ROUND_CHANNELS, Publisher, batch_spec, supervised
+from streams.agents.publisher import (
+    COMMIT_SECONDS,
+    ROUND_CHANNELS,
+    Publisher,
+    batch_spec,
+    supervised,
+)
 from streams.outbox import Outbox
 
 
@@ -135,6 +142,55 @@ async def test_offsets_are_committed_once_their_events_are_done() -> None:
     commits = publisher.consumer.commits  # type: ignore[attr-defined]
     # After the first round a failed (p0 stays at 7) and b went (p1 past 3); then a's two went.
     assert commits == [({"p0": 7, "p1": 4}, 1), ({"p0": 8}, 2), ({"p0": 9}, 3)]
+
+
+async def test_offsets_done_are_committed_at_most_every_commit_seconds() -> None:
+    sink = ScriptedSink([])
+    publisher = publisher_of([("p0", 0, derived(0, "a"))], sink)
+    clock, commits = publisher.outbox.clock, publisher.consumer.commits  # type: ignore[attr-defined]
+    await publisher.send_round()
+    await publisher.commit()
+    assert commits == [({"p0": 1}, 1)]  # the first at once
+    for n in (1, 2):  # two more rounds, each emptying the outbox, within COMMIT_SECONDS
+        publisher.outbox.add(derived(n, f"c{n}"), "p0", n)
+        await publisher.send_round()
+        await publisher.commit()
+    assert commits == [({"p0": 1}, 1)]
+    assert publisher.commit_due() == pytest.approx(COMMIT_SECONDS)
+    clock.now += COMMIT_SECONDS  # type: ignore[attr-defined]
+    assert publisher.commit_due() == 0
+    await publisher.commit()
+    assert commits == [({"p0": 1}, 1), ({"p0": 3}, 3)]
+    assert publisher.commit_due() is None
+
+
+async def test_the_last_offsets_done_are_committed_without_new_events() -> None:
+    sink = ScriptedSink([])
+    publisher = Publisher(Consumer(sink), sink, _no_dead_letters, Outbox(rate=50))  # type: ignore[arg-type]
+    sender = asyncio.create_task(publisher.send_forever())
+    try:
+        started = time.monotonic()
+        for n in range(3):  # three rounds in quick succession
+            publisher.outbox.add(derived(n, f"c{n}"), "p0", n)
+            publisher.ready.set()
+            while len(sink.calls) <= n:
+                await asyncio.sleep(0.005)
+        quick = time.monotonic() - started < COMMIT_SECONDS
+        commits = publisher.consumer.commits  # type: ignore[attr-defined]
+        for _ in range(200):  # nothing new arrives: the last commit still comes
+            if commits and commits[-1][0] == {"p0": 3}:
+                break
+            await asyncio.sleep(0.01)
+        assert commits[-1][0] == {"p0": 3}
+        if quick:  # the first at once, the rest together (not one a round)
+            assert [offsets for offsets, _ in commits] == [{"p0": 1}, {"p0": 3}]
+    finally:
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+
+
+async def _no_dead_letters(event: dict[str, Any], reason: str) -> None:
+    raise AssertionError(f"dead-lettered {event['id']}: {reason}")
 
 
 async def test_a_round_names_at_most_the_channels_ably_takes_in_one_batch_publish() -> None:
