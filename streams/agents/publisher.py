@@ -48,6 +48,7 @@ MAX_WAITING = 20_000  # events in the outbox before reading pauses altogether
 # time the outbox emptied was one per webhook at low rates (76 a second at 100 webhooks/s).
 COMMIT_SECONDS = 0.2
 MAX_BACKOFF = 30.0
+TIMER_SLACK = 0.001
 
 DeadLetter = Callable[[dict[str, Any], str], Awaitable[None]]
 
@@ -135,8 +136,11 @@ class Publisher:
             # Nothing may go now: wait for new events, for the first channel whose rate window
             # or backoff ends, or until the offsets done may be committed.
             waits = [w for w in (self.outbox.wait(), self.commit_due()) if w is not None]
+            # A millisecond more: uvloop's timers count whole milliseconds and may fire up to
+            # one early, which would find nothing due yet and go round again at once.
+            timeout = min(waits) + TIMER_SLACK if waits else None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.ready.wait(), min(waits, default=None))
+                await asyncio.wait_for(self.ready.wait(), timeout)
 
     async def send_round(self) -> tuple[int, int]:
         """Send one round; (messages sent, messages to retry)."""
