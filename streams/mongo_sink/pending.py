@@ -30,15 +30,17 @@ __all__ = ["Pending", "Writes"]
 
 @dataclass
 class Writes:
-    """What one collection gets from a batch: documents to write, ids to delete, and (fresh)
-    the locations whose other documents go."""
+    """What one collection gets from a batch: new documents (MongoDB holds none of them yet),
+    documents to replace or add, ids to delete, and (fresh) the locations whose other documents
+    go."""
 
+    inserts: Documents = field(default_factory=dict)
     upserts: Documents = field(default_factory=dict)
     deletes: set[str] = field(default_factory=set)
     locations: dict[str, list[str]] = field(default_factory=dict)  # fresh: location -> kept ids
 
     def __bool__(self) -> bool:
-        return bool(self.upserts or self.deletes or self.locations)
+        return bool(self.inserts or self.upserts or self.deletes or self.locations)
 
 
 class Pending:
@@ -95,7 +97,11 @@ class Pending:
                     writes.locations[location] = list(documents)
                     continue
                 old = before[name]
-                writes.upserts.update((i, d) for i, d in documents.items() if old.get(i) != d)
+                for i, document in documents.items():
+                    if i not in old:  # the replica is what MongoDB holds: a new document
+                        writes.inserts[i] = document
+                    elif old[i] != document:
+                        writes.upserts[i] = document
                 writes.deletes.update(i for i in old if i not in documents)
         return {name: w for name, w in out.items() if w}
 

@@ -4,7 +4,8 @@ Every document carries the changelog position it reflects (`_partition`, `_offse
 replaces a document only if it holds the same or an older position, and a delete removes one
 only then: writing the same batch twice replaces it with itself, and an older one after a newer
 changes nothing. A guarded upsert that finds a newer document fails with a duplicate `_id`
-(MongoDB then tries to insert), which is the refusal, not an error.
+(MongoDB then tries to insert), which is the refusal, not an error. A document MongoDB does not
+hold yet is inserted; if it is there after all, the guarded upsert decides.
 
 `sink_positions` holds, per changelog partition, the next offset MongoDB does not reflect yet;
 `read_models` holds the aliases: for each projection, the version whose collections answer.
@@ -17,7 +18,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pymongo import ASCENDING, DeleteMany, ReplaceOne
+from pymongo import ASCENDING, DeleteMany, InsertOne, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -73,6 +74,10 @@ class ReadModelWriter:
         done = 0
         for name, w in writes.items():
             await self._ensure_index(name, indexes[name])
+            if w.inserts:
+                inserts = [{"_id": i, **doc, **mark} for i, doc in w.inserts.items()]
+                await self._insert(name, inserts, older)
+                done += len(inserts)
             ops: list[Op] = [
                 ({"_id": i, "_offset": older}, {"_id": i, **doc, **mark})
                 for i, doc in w.upserts.items()
@@ -100,6 +105,23 @@ class ReadModelWriter:
                 upsert=True,
             )
         return done
+
+    async def _insert(self, name: str, docs: list[dict[str, Any]], older: dict[str, int]) -> None:
+        """New documents, inserted: an upsert that finds nothing made FerretDB 1.24 search the
+        whole collection (11 ms of its CPU a document in one of 3,000; an insert, 0.04 ms). One
+        that is there after all (another sink wrote it meanwhile) gets the guarded upsert."""
+        there: list[dict[str, Any]] = []
+        for start in range(0, len(docs), BULK_OPS):
+            chunk = docs[start : start + BULK_OPS]
+            try:
+                await self.db[name].bulk_write([InsertOne(d) for d in chunk], ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+                there += [chunk[e["index"]] for e in errors]
+        if there:
+            await self._bulk(name, [({"_id": d["_id"], "_offset": older}, d) for d in there])
 
     async def _bulk(self, name: str, ops: list[Op]) -> None:
         for start in range(0, len(ops), BULK_OPS):

@@ -19,6 +19,8 @@ from pymongo import AsyncMongoClient
 
 from streams.mongo_sink.cli import sink_lag
 from streams.mongo_sink.documents import READ_MODELS
+from streams.mongo_sink.pending import Writes
+from streams.mongo_sink.writer import ReadModelWriter
 from streams.settings import Secret
 from streams.tables.registry import PROJECTIONS
 from streams.topics import ensure_topics
@@ -225,3 +227,30 @@ async def _eventually(check: Any, want: Any, timeout: float = 60) -> bool:
             return True
         await asyncio.sleep(0.5)
     return False
+
+
+async def test_a_new_document_already_there_is_written_only_if_older(mongodb_uri: str) -> None:
+    """The writer inserts the documents its replica says MongoDB lacks; one that is there after
+    all (another sink wrote it meanwhile) is replaced if older and left if newer, as a guarded
+    upsert would, and the rest of its bulk is inserted."""
+    client: AsyncMongoClient = AsyncMongoClient(mongodb_uri)
+    db = client[f"writer{uuid.uuid4().hex[:8]}"]
+    writer = ReadModelWriter(db)
+    collection, index = "unread_locations_v1", {"unread_locations_v1": ("location_id",)}
+
+    def new(*counts: tuple[str, int]) -> dict[str, Writes]:
+        docs = {loc: {"location_id": loc, "unread": n} for loc, n in counts}
+        return {collection: Writes(inserts=docs)}
+
+    async def held() -> dict[str, tuple[int, int]]:
+        return {d["_id"]: (d["unread"], d["_offset"]) async for d in db[collection].find()}
+
+    try:
+        await writer.write("changelog", 0, 11, new(("a", 1)), index)  # "a" at offset 10
+        await writer.write("changelog", 0, 6, new(("a", 2), ("b", 2)), index)  # older
+        assert await held() == {"a": (1, 10), "b": (2, 5)}
+        await writer.write("changelog", 0, 21, new(("a", 3), ("c", 3)), index)  # newer
+        assert await held() == {"a": (3, 20), "b": (2, 5), "c": (3, 20)}
+    finally:
+        await client.drop_database(db.name)
+        await client.close()

@@ -65,6 +65,11 @@ def apply(db: Db, writes: dict[str, Writes], offset: int) -> None:
     it reflects the same or an older position)."""
     for name, w in writes.items():
         rows = db.setdefault(name, {})
+        for i, doc in w.inserts.items():
+            if (
+                i not in rows or rows[i]["_offset"] <= offset
+            ):  # else, as the writer does, the guarded replace below
+                rows[i] = {**doc, "_offset": offset}
         for i, doc in w.upserts.items():
             if rows.get(i, {}).get("_offset", -1) <= offset:
                 rows[i] = {**doc, "_offset": offset}
@@ -169,8 +174,26 @@ def test_only_what_changed_is_written(store, stream) -> None:
     pending = Pending(store, tables_of(SINKABLE), MODELS)
     pending.caught_up()  # past its first write: it knows what MongoDB holds
     pending.add(records[-1:])
-    written = sum(len(w.upserts) + len(w.deletes) for w in pending.writes().values())
+    written = sum(
+        len(w.inserts) + len(w.upserts) + len(w.deletes) for w in pending.writes().values()
+    )
     assert written <= 3, "one record changes a handful of documents, not its location's all"
+
+
+def test_documents_mongodb_does_not_hold_yet_are_inserted(store, stream) -> None:
+    records, _ = stream
+    db: Db = {}
+    half = len(records) // 2
+    follow(store, records[:half], db)
+    pending = Pending(store, tables_of(SINKABLE), MODELS)
+    pending.caught_up()
+    pending.add(records[half:])
+    writes = pending.writes()
+    inserted = {(name, i) for name, w in writes.items() for i in w.inserts}
+    replaced = {(name, i) for name, w in writes.items() for i in w.upserts}
+    assert inserted and replaced
+    assert not any(i in db.get(name, {}) for name, i in inserted)
+    assert all(i in db[name] for name, i in replaced)
 
 
 def test_a_fresh_replica_replaces_what_mongodb_held_of_each_location(tmp_path, stream) -> None:
@@ -187,6 +210,8 @@ def test_a_fresh_replica_replaces_what_mongodb_held_of_each_location(tmp_path, s
         pending.add(records)
         writes = pending.writes()
         assert "loc1" in writes["unread_conversations_v1"].locations
+        # It cannot know which documents MongoDB holds: none is written as new.
+        assert not any(w.inserts for w in writes.values())
         apply(db, writes, len(records) - 1)
     finally:
         fresh.close()
