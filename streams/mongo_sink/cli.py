@@ -12,6 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from streams import event_loop
 from streams.mongo_sink.documents import SINKABLE, check_projections, models_of
@@ -19,7 +20,7 @@ from streams.replay.control import read_versions
 from streams.runtime.changelog import reader
 from streams.settings import Secret, Settings, comma_separated
 from streams.tables.projection import Projection
-from streams.topics import ready_kafka
+from streams.topics import partition_ids, ready_kafka
 
 if TYPE_CHECKING:
     from streams.mongo_sink.writer import ReadModelWriter
@@ -102,14 +103,19 @@ async def sink_lag(
     found = sources(await read_versions(bootstrap), chosen, by_name)
     client = mongo_client(uri)
     consumer = reader(bootstrap)
+    # The partitions of each changelog: a consumer that subscribes to nothing knows none
+    # (`partitions_for_topic` answered None, and every lag read 0 until 2026-12-08).
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await consumer.start()
+    await admin.start()
     rows = []
     try:
         writer = ReadModelWriter(client[database])
         aliases = await writer.aliases()
         topics = await consumer.topics()
         for topic, versions in sorted(found.items()):
-            records, seconds = await _topic_lag(consumer, writer, topic, topic in topics)
+            partitions = await partition_ids(admin, topic) if topic in topics else []
+            records, seconds = await _topic_lag(consumer, writer, topic, partitions)
             for name, version in sorted(versions.items()):
                 for model in models_of([name]):
                     named = aliases.get(name, {}).get("collections", {})
@@ -125,17 +131,18 @@ async def sink_lag(
                         }
                     )
     finally:
+        await admin.close()
         await consumer.stop()
         await client.close()
     return rows
 
 
 async def _topic_lag(
-    consumer: AIOKafkaConsumer, writer: ReadModelWriter, topic: str, exists: bool
+    consumer: AIOKafkaConsumer, writer: ReadModelWriter, topic: str, partitions: list[int]
 ) -> tuple[int, float]:
-    if not exists:
+    if not partitions:
         return 0, 0.0
-    tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    tps = [TopicPartition(topic, p) for p in partitions]
     ends = await consumer.end_offsets(tps)
     held = await writer.positions(topic)
     records, oldest = 0, None

@@ -15,15 +15,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import AsyncMongoClient
 
+from streams.app import APP_ID
 from streams.mongo_sink.cli import sink_lag
 from streams.mongo_sink.documents import READ_MODELS
 from streams.mongo_sink.pending import Writes
-from streams.mongo_sink.writer import ReadModelWriter
+from streams.mongo_sink.writer import POSITIONS, ReadModelWriter, position_id
+from streams.runtime.changelog import changelog_topic
 from streams.settings import Secret
 from streams.tables.registry import PROJECTIONS
-from streams.topics import ensure_topics
+from streams.topics import RAW_WEBHOOKS, ensure_changelog, ensure_topics
 from tests.integration.processes import REPO, Worker, http, start_worker
 from tests.integration.services import TEST_PARTITIONS, AblyServer, start_ferretdb, start_kafka
 from tests.integration.webhooks import deliver, query, record_figures, webhook_env
@@ -253,4 +256,42 @@ async def test_a_new_document_already_there_is_written_only_if_older(mongodb_uri
         assert await held() == {"a": (3, 20), "b": (2, 5), "c": (3, 20)}
     finally:
         await client.drop_database(db.name)
+        await client.close()
+
+
+async def test_sink_status_counts_what_mongodb_does_not_reflect_yet(
+    kafka_bootstrap: str, mongodb_uri: str
+) -> None:
+    """`streams sink status` (sink_lag) against a changelog holding records MongoDB has no
+    position for, then with MongoDB's positions at the changelog's ends."""
+    await ensure_topics(kafka_bootstrap, partitions=TEST_PARTITIONS, replication_factor=1)
+    topic = changelog_topic(APP_ID)
+    await ensure_changelog(kafka_bootstrap, topic, source=RAW_WEBHOOKS.name, replication_factor=1)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for n in range(5):
+            await producer.send_and_wait(topic, b"{}", key=f"probe-{n}".encode(), partition=0)
+    finally:
+        await producer.stop()
+    database = f"status{uuid.uuid4().hex[:8]}"
+    client: AsyncMongoClient = AsyncMongoClient(mongodb_uri)
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(TEST_PARTITIONS)]
+        ends = await consumer.end_offsets(tps)
+        lag = await sink_lag(kafka_bootstrap, Secret(mongodb_uri), database, (), PROJECTIONS)
+        assert lag and {row["lag_records"] for row in lag} == {sum(ends.values())}, lag
+        assert all(row["lag_seconds"] > 0 for row in lag), lag  # its oldest record's age
+
+        positions = client[database][POSITIONS]
+        for tp, end in ends.items():
+            doc = {"topic": topic, "partition": tp.partition, "offset": end}
+            await positions.insert_one({"_id": position_id(topic, tp.partition), **doc})
+        lag = await sink_lag(kafka_bootstrap, Secret(mongodb_uri), database, (), PROJECTIONS)
+        assert {(row["lag_records"], row["lag_seconds"]) for row in lag} == {(0, 0.0)}, lag
+    finally:
+        await consumer.stop()
+        await client.drop_database(database)
         await client.close()
