@@ -44,6 +44,14 @@ def _operation(op: Op) -> ReplaceOne[dict[str, Any]] | DeleteMany:
     return ReplaceOne(where, doc, upsert=True) if doc is not None else DeleteMany(where)
 
 
+def _duplicates(exc: BulkWriteError) -> list[dict[str, Any]]:
+    """The errors of a bulk write, when every one is a duplicate `_id`; else `exc` again."""
+    errors: list[dict[str, Any]] = exc.details.get("writeErrors", [])
+    if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+        raise exc
+    return errors
+
+
 def position_id(topic: str, partition: int) -> str:
     return f"{topic}|{partition}"
 
@@ -116,10 +124,7 @@ class ReadModelWriter:
             try:
                 await self.db[name].bulk_write([InsertOne(d) for d in chunk], ordered=False)
             except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
-                    raise
-                there += [chunk[e["index"]] for e in errors]
+                there += [chunk[e["index"]] for e in _duplicates(exc)]
         if there:
             await self._bulk(name, [({"_id": d["_id"], "_offset": older}, d) for d in there])
 
@@ -129,10 +134,7 @@ class ReadModelWriter:
             try:
                 await self.db[name].bulk_write([_operation(op) for op in chunk], ordered=False)
             except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
-                    raise
-                # Only refusals: those documents hold newer positions already.
+                _duplicates(exc)  # refusals: those documents hold newer positions already
             except KeyError:
                 # FerretDB 1.x answers a bulk with a refusal in it without `nModified`, which
                 # PyMongo cannot read: the same operations one by one tell refusals apart.
