@@ -8,11 +8,11 @@ its id de-duplicates on its own. Reading and sending run side by side: a burst o
 held to Ably's per-channel rate, neither stops the reading nor delays the other channels.
 
 Offsets are committed once their events are done (delivered, dead-lettered or superseded by a
-newer state event; at most every `COMMIT_SECONDS`), so a worker that dies sends again at most what was not done, with the same
-ids: Ably drops the repeats. Retryable failures (network, 5xx, 429) are sent again without limit,
-still first on their channel, which alone backs off (the whole sender too when a whole round
-failed): a message is never skipped, and a failing channel does not hold the others back. Permanent failures go
-to the dead-letter topic with the reason.
+newer state event; at most every `COMMIT_SECONDS`), so a worker that dies sends again at most
+what was not done, with the same ids: Ably drops the repeats. Retryable failures (network, 5xx,
+429) are sent again without limit, still first on their channel, which alone backs off (the
+whole sender too when a whole round failed): a message is never skipped, and a failing channel
+does not hold the others back. Permanent failures go to the dead-letter topic with the reason.
 """
 
 from __future__ import annotations

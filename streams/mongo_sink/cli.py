@@ -112,9 +112,8 @@ async def sink_lag(
     try:
         writer = ReadModelWriter(client[database])
         aliases = await writer.aliases()
-        topics = await consumer.topics()
         for topic, versions in sorted(found.items()):
-            partitions = await partition_ids(admin, topic) if topic in topics else []
+            partitions = await partition_ids(admin, topic)  # none while it does not exist
             records, seconds = await _topic_lag(consumer, writer, topic, partitions)
             for name, version in sorted(versions.items()):
                 for model in models_of([name]):
