@@ -47,6 +47,7 @@ MAX_WAITING = 20_000  # events in the outbox before reading pauses altogether
 # publisher that dies sends at most that much again (same ids: Ably drops them). A commit each
 # time the outbox emptied was one per webhook at low rates (76 a second at 100 webhooks/s).
 COMMIT_SECONDS = 0.2
+LAST_COMMIT_SECONDS = 5.0  # the commit of a stopping publisher, at most
 MAX_BACKOFF = 30.0
 TIMER_SLACK = 0.001
 
@@ -84,7 +85,8 @@ class Publisher:
 
     async def run(self) -> None:
         """Read and send until one of them fails (its error is raised: the supervisor starts
-        the publisher again) or the publisher is cancelled."""
+        the publisher again) or the publisher is cancelled. Either way the offsets of what is
+        done are committed last: a worker stopped for a deploy sends nothing again."""
         tasks = [asyncio.create_task(self.read_forever()), asyncio.create_task(self.send_forever())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -94,6 +96,12 @@ class Publisher:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # No round is in flight now: one cut short left its events not done (sent again).
+            # Bounded: a broker that is down must not hold up a stopping worker.
+            try:
+                await asyncio.wait_for(self.commit(force=True), LAST_COMMIT_SECONDS)
+            except TimeoutError:
+                log.warning("publisher's last commit timed out; some events may be sent again")
 
     async def read_forever(self) -> None:
         while True:

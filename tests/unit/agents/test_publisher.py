@@ -265,3 +265,59 @@ async def test_a_failure_to_read_stops_the_publisher_so_that_it_is_started_again
     publisher = Publisher(BrokenReader(), LogSink(), no_dead_letter, Outbox(rate=50))  # type: ignore[arg-type]
     with pytest.raises(KafkaConnectionError):
         await asyncio.wait_for(publisher.run(), timeout=5)
+
+
+class QuietReader(Consumer):
+    """A consumer with nothing more to read: the events are put in the outbox by the test."""
+
+    def assignment(self) -> set[str]:
+        return {"p0"}
+
+    def pause(self, *partitions: str) -> None:
+        return None
+
+    def resume(self, *partitions: str) -> None:
+        return None
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[str, list[Any]]:
+        await asyncio.sleep(timeout_ms / 1000)
+        return {}
+
+
+async def test_a_stopped_publisher_commits_what_it_has_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Commits far apart: only the first goes during the run, the rest must come at the stop.
+    monkeypatch.setattr("streams.agents.publisher.COMMIT_SECONDS", 60.0)
+    sink = ScriptedSink([])
+    consumer = QuietReader(sink)
+    publisher = Publisher(consumer, sink, _no_dead_letters, Outbox(rate=50))  # type: ignore[arg-type]
+    running = asyncio.create_task(publisher.run())
+    for n in range(3):
+        publisher.outbox.add(derived(n, f"c{n}"), "p0", n)
+        publisher.ready.set()
+        while len(sink.calls) <= n:
+            await asyncio.sleep(0.005)
+    assert [offsets for offsets, _ in consumer.commits] == [{"p0": 1}]
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    assert [offsets for offsets, _ in consumer.commits] == [{"p0": 1}, {"p0": 3}]
+
+
+class StuckCommits(QuietReader):
+    async def commit(self, offsets: dict[str, int]) -> None:
+        await asyncio.sleep(3600)  # a coordinator that never answers
+
+
+async def test_a_stopping_publisher_does_not_wait_long_for_its_last_commit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("streams.agents.publisher.LAST_COMMIT_SECONDS", 0.05)
+    sink = ScriptedSink([])
+    publisher = Publisher(StuckCommits(sink), sink, _no_dead_letters, Outbox(rate=50))  # type: ignore[arg-type]
+    publisher.outbox.add(derived(0, "c0"), "p0", 0)
+    publisher.outbox.delivered(publisher.outbox.round(1)[0])  # done, not committed yet
+    running = asyncio.create_task(publisher.run())
+    await asyncio.sleep(0.01)
+    running.cancel()
+    await asyncio.wait_for(asyncio.gather(running, return_exceptions=True), timeout=2)
