@@ -18,6 +18,7 @@ __all__ = [
     "RAW_WEBHOOKS",
     "RECORD_MAX_BYTES",
     "STATE_MAX_BYTES",
+    "STATE_ROW_MAX_BYTES",
     "TOPICS",
     "TopicSpec",
     "ensure_changelog",
@@ -35,6 +36,9 @@ RECORD_MAX_BYTES = 2 * 1024 * 1024
 # The changelog's: one table value (a location's whole unread map...) may be large.
 STATE_MAX_BYTES = 8 * 1024 * 1024
 HEADERS_ROOM = 64 * 1024  # what a record's headers and framing may add to its body
+# A table row's key and value at most: the changelog takes it with its record batch's framing
+# (a row a few bytes under STATE_MAX_BYTES passed, and Kafka refused its batch on every retry).
+STATE_ROW_MAX_BYTES = STATE_MAX_BYTES - HEADERS_ROOM
 
 
 @dataclass(frozen=True)

@@ -268,9 +268,9 @@ class Loop(ConsumerRebalanceListener):
             self.committer = None
 
     async def _settle(self) -> None:
-        """Until the commit in flight (and what was folded meanwhile) is done."""
-        committer = self.committer
-        if committer is not None:
+        """Until no commit is in flight: the one now, and any a round started (a tick, say)
+        before this caller was resumed, so nothing commits for a store about to be closed."""
+        while (committer := self.committer) is not None and not committer.done():
             await asyncio.shield(committer)
 
     def _commit_failed(self, exc: BaseException) -> None:

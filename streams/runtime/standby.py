@@ -44,8 +44,9 @@ class Standby:
         wanted = set(partitions)
         async with self._lock:
             if self.consumer is None:
-                self.consumer = reader(self.config.bootstrap)
-                await self.consumer.start()
+                consumer = reader(self.config.bootstrap)
+                await consumer.start()  # kept only once started: a failed start is tried again
+                self.consumer = consumer
             for p in set(self.stores) - wanted:
                 self._close(p)
             for p in wanted - set(self.stores):
@@ -61,6 +62,7 @@ class Standby:
             for p, tp in tps.items():
                 start = self.stores[p].checkpoint
                 if start is None or start < firsts[tp] or start > ends[tp]:
+                    self.ready.discard(p)  # no answers from it until it has caught up again
                     self.stores[p].reset()  # no checkpoint, or one the changelog lacks
                     start = firsts[tp]
                 self.consumer.seek(tp, start)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from streams.codec import dumps
 from streams.errors import StreamsError
 from streams.runtime.store import Store, table_and_key, table_prefix
-from streams.topics import STATE_MAX_BYTES
+from streams.topics import STATE_ROW_MAX_BYTES
 
 __all__ = ["DELETED", "PartitionState", "StateTooLarge", "Table"]
 
@@ -88,11 +88,11 @@ class PartitionState:
                 append((key, None, None))
                 continue
             raw = dumps(value)
-            if len(raw) + len(key) > STATE_MAX_BYTES:
+            if len(raw) + len(key) > STATE_ROW_MAX_BYTES:
                 table, name = table_and_key(key)
                 raise StateTooLarge(
                     f"{table}[{name!r}] is {len(raw):,} bytes, over the changelog's "
-                    f"{STATE_MAX_BYTES:,}: this table's shape cannot hold it"
+                    f"{STATE_ROW_MAX_BYTES:,} a row: this table's shape cannot hold it"
                 )
             append((key, raw, value))
         return sealed

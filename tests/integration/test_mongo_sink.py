@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -111,12 +111,47 @@ async def mismatches(worker: Worker, db: Any, locations: list[str]) -> list[str]
                 [(w["date"], w["value"]) for w in pipeline["won"]],
             ),
             "appointments": (
-                sum(1 for d in got["appointments"] if d["starts_at"] > now),
-                answers["appointments"][1]["total"],
+                sorted(
+                    (d["appointment_id"], d["start_time"], d["status"], sorted(d["users"]))
+                    for d in got["appointments"]
+                    if d["starts_at"] > now
+                ),
+                _upcoming(answers["appointments"][1]),
             ),
         }
         wrong += [f"{location} {name}: {a} != {b}" for name, (a, b) in checks.items() if a != b]
     return wrong
+
+
+def _upcoming(answer: dict[str, Any]) -> list[tuple[str, str, str, list[str]]]:
+    """(id, start, status, users) of each appointment an appointments answer lists."""
+    users: dict[str, list[str]] = {}
+    entries: dict[str, dict[str, Any]] = {}
+    for user, listed in answer["users"].items():
+        for entry in listed:
+            entries[entry["appointment_id"]] = entry
+            users.setdefault(entry["appointment_id"], []).append(user)
+    return sorted((i, e["start_time"], e["status"], sorted(users[i])) for i, e in entries.items())
+
+
+def upcoming_appointments(locations: list[str], tag: str) -> list[dict[str, Any]]:
+    """Two appointments a location, starting in the coming days (the generated traffic's are
+    all in March 2026, long past: without these, the upcoming ones would be none on both sides)."""
+    soon = datetime.now(UTC).replace(microsecond=0)
+    return [
+        {
+            "type": "AppointmentCreate",
+            "locationId": location,
+            "appointment": {
+                "id": f"{location}-{tag}-soon{n}",
+                "assignedUserId": f"{tag}-user{n}",
+                "startTime": (soon + timedelta(days=n + 1)).isoformat().replace("+00:00", "Z"),
+                "appointmentStatus": "confirmed",
+            },
+        }
+        for location in locations
+        for n in range(2)
+    ]
 
 
 async def test_read_models_stay_exact_through_a_kill_an_outage_and_a_promote(
@@ -133,6 +168,8 @@ async def test_read_models_stay_exact_through_a_kill_an_outage_and_a_promote(
         tag = uuid.uuid4().hex[:6]
         bodies = generate(900, locations=4, prefix=f"m{tag}", pipeline=True)
         locations = sorted({b["locationId"] for b in bodies if "locationId" in b})
+        soon = upcoming_appointments(locations, tag)  # one in each of the three stretches below
+        bodies = [*bodies[:150], *soon[:3], *bodies[150:450], *soon[3:6], *bodies[450:], *soon[6:]]
         env = webhook_env(kafka, ably_server) | {
             "STREAMS_MONGO_SINK_URI": uri,
             "STREAMS_MONGO_SINK_DB": "readmodels",
@@ -167,6 +204,8 @@ async def test_read_models_stay_exact_through_a_kill_an_outage_and_a_promote(
             wrong = await caught_up()
         positions = await db["sink_positions"].find().to_list()
         assert wrong == [], (wrong[:5], positions, worker.tail(3000))
+        upcoming = sum(query(worker, loc, "appointments")[1]["total"] for loc in locations)
+        assert upcoming == len(soon), upcoming  # compared above, and not none on both sides
         lag = await sink_lag(kafka, Secret(uri), "readmodels", (), PROJECTIONS)
         assert lag and all(row["lag_records"] == 0 for row in lag), lag
         # The gauges are sampled once a second: the next sample after catching up says 0.

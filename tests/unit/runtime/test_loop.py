@@ -39,3 +39,30 @@ async def test_rounds_make_room_only_for_openings_begun_in_the_last_seconds(
     recent.set_result(None)
     assert loop._recent_openings() == []
     slow.cancel()
+
+
+async def test_settling_waits_for_a_commit_a_round_started_before_it_resumed(
+    tmp_path: Path,
+) -> None:
+    loop = _loop(tmp_path)
+    first_done, second_done = (asyncio.get_running_loop().create_future() for _ in range(2))
+
+    async def commit(done: asyncio.Future[None]) -> None:
+        try:  # as `_commit_while_dirty`: a committer clears itself when it ends
+            await done
+        finally:
+            loop.committer = None
+
+    def round_meanwhile(_: object) -> None:  # a tick folded and its commit started at once
+        loop.committer = asyncio.ensure_future(commit(second_done))
+
+    loop.committer = asyncio.ensure_future(commit(first_done))
+    loop.committer.add_done_callback(round_meanwhile)  # runs before the settling caller resumes
+    settling = asyncio.ensure_future(loop._settle())
+    await asyncio.sleep(0.01)
+    first_done.set_result(None)
+    await asyncio.sleep(0.01)
+    assert not settling.done()  # the store must not close under the second commit
+    second_done.set_result(None)
+    await asyncio.wait_for(settling, 1)
+    assert loop.committer is None

@@ -6,10 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from streams.codec import dumps, loads
 from streams.runtime.state import PartitionState, StateTooLarge
 from streams.runtime.store import Store, store_key
+from streams.topics import STATE_MAX_BYTES, STATE_ROW_MAX_BYTES
 
 
 @pytest.fixture
@@ -220,8 +222,35 @@ def test_discard_forgets_the_changes(state: PartitionState) -> None:
 def test_a_value_larger_than_the_changelog_takes_stops_with_its_table_and_key(
     state: PartitionState, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("streams.runtime.state.STATE_MAX_BYTES", 100)
+    monkeypatch.setattr("streams.runtime.state.STATE_ROW_MAX_BYTES", 100)
     state.tables["t"]["a"] = {"n": 1}
     state.tables["t"]["big"] = {"text": "x" * 200}
     with pytest.raises(StateTooLarge, match=r"t\['big'\] is 2\d\d bytes, over the changelog's 100"):
+        state.seal()
+
+
+def test_the_largest_row_a_batch_seals_fits_in_the_changelogs_record_batch(
+    state: PartitionState,
+) -> None:
+    # The broker checks a whole record batch against the changelog's max.message.bytes: the
+    # largest row sealed, framed as the transaction sends it, must be under it.
+    key = store_key("t", "k")
+    biggest = "x" * (STATE_ROW_MAX_BYTES - len(key) - len(dumps("")))
+    state.tables["t"]["k"] = biggest
+    ((_, raw, _),) = state.seal()
+    assert raw is not None and len(key) + len(raw) == STATE_ROW_MAX_BYTES
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=1,
+        producer_id=1,
+        producer_epoch=0,
+        base_sequence=0,
+        batch_size=2 * STATE_MAX_BYTES,
+    )
+    assert builder.append(0, 0, key, raw, []) is not None
+    assert len(builder.build()) <= STATE_MAX_BYTES
+    state.sealed_stored()
+    state.tables["t"]["k"] = biggest + "x"  # one byte more
+    with pytest.raises(StateTooLarge):
         state.seal()

@@ -1,0 +1,98 @@
+"""`Standby.follow` without Kafka: a fake changelog reader stands for aiokafka's consumer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError
+
+from streams.runtime.standby import Standby
+from streams.runtime.task import TaskConfig
+
+
+class Changelog:
+    """A reader of a changelog whose partitions span [first, end)."""
+
+    def __init__(self, first: int, end: int, *, starts: bool = True) -> None:
+        self.first, self.end, self.starts = first, end, starts
+        self.seeks: dict[int, int] = {}
+
+    async def start(self) -> None:
+        if not self.starts:
+            raise KafkaConnectionError("no broker")
+
+    def assign(self, tps: list[TopicPartition]) -> None:
+        return None
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.first for tp in tps}
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.end for tp in tps}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks[tp.partition] = offset
+
+    async def stop(self) -> None:
+        return None
+
+
+def standby(tmp_path: Path) -> Standby:
+    config = TaskConfig(
+        bootstrap="localhost:1",
+        group="g",
+        source_topic="raw",
+        changelog_topic="g-changelog",
+        derived_topic="derived",
+        dead_letter_topic="dead",
+        data_dir=tmp_path,
+        tables=("t",),
+        families=(),
+        live=True,
+        label="live",
+    )
+    return Standby(config)
+
+
+def readers(monkeypatch: pytest.MonkeyPatch, *made: Changelog) -> list[Changelog]:
+    queue = list(made)
+
+    def reader(bootstrap: str) -> Any:
+        return queue.pop(0)
+
+    monkeypatch.setattr("streams.runtime.standby.reader", reader)
+    return queue
+
+
+async def test_a_reader_that_failed_to_start_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    working = Changelog(0, 0)
+    readers(monkeypatch, Changelog(0, 0, starts=False), working)
+    copy = standby(tmp_path)
+    with pytest.raises(KafkaConnectionError):
+        await copy.follow([0])
+    await copy.follow([0])  # the next assignment: a new reader, started
+    assert copy.consumer is working
+    assert copy.tables(0) is not None  # an empty changelog: caught up at once
+    await copy.stop()
+
+
+async def test_a_copy_whose_checkpoint_the_changelog_lacks_answers_nothing_until_caught_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    changelog = Changelog(0, 0)
+    readers(monkeypatch, changelog)
+    copy = standby(tmp_path)
+    await copy.follow([0])
+    assert copy.tables(0) is not None
+    copy.stores[0].write([], checkpoint=5)
+    changelog.first, changelog.end = 10, 20  # compacted past it: restored from the start
+    await copy.follow([0])
+    assert changelog.seeks[0] == 10
+    assert copy.stores[0].checkpoint is None  # emptied
+    assert copy.tables(0) is None  # and not answering from the empty store
+    await copy.stop()
