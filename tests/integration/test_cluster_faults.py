@@ -4,7 +4,9 @@ broker of three stopped: ingress keeps answering and no acknowledged webhook is 
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -30,19 +32,21 @@ from tests.integration.webhooks import (
 from tests.traffic import expected, generate, location_notifications
 
 
-def answered_by(worker: Worker, location: str) -> tuple[int, str]:
-    """A query's status and who answered it: "owner", or "standby" (a copy, the owner dead)."""
+def answered_by(worker: Worker, location: str) -> tuple[int, str, int | None]:
+    """A leads query's status, who answered it ("owner", or "standby": a copy, the owner dead)
+    and the location's leads total it answered (None without an answer)."""
     request = urllib.request.Request(
-        f"{worker.url}/v1/locations/{location}/unread",
+        f"{worker.url}/v1/locations/{location}/leads",
         headers={"Authorization": f"Bearer {API_TOKEN}"},
     )
     try:
         with urllib.request.urlopen(request, timeout=15) as response:
-            return response.status, response.headers.get(ANSWERED_BY_HEADER, "owner")
+            total = json.loads(response.read())["total"]
+            return response.status, response.headers.get(ANSWERED_BY_HEADER, "owner"), total
     except urllib.error.HTTPError as exc:
-        return exc.code, "error"
+        return exc.code, "error", None
     except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return 0, "nobody"
+        return 0, "nobody", None
 
 
 async def test_two_workers_three_brokers_survive_a_worker_kill_and_a_broker_stop(
@@ -82,21 +86,33 @@ async def test_two_workers_three_brokers_survive_a_worker_kill_and_a_broker_stop
         )
         sender.start()
         assert wait_for(lambda: delivery.accepted >= len(first) // 3, timeout=300)
+        # Leads only grow: what each location had a second before the kill is committed by
+        # then, and a copy must answer at least that (an emptied or stale one would not).
+        earlier = {loc: query(workers[0], loc, "leads")[1]["total"] for loc in locations}
+        time.sleep(1)
         alive.remove(workers[1])
         workers[1].kill()
         # While its partitions move, keep asking the survivor about every location.
         answers: Counter[tuple[int, str]] = Counter()
+        copies: list[tuple[str, int | None, int]] = []  # a standby's answers: (location, got, had)
 
         def every_location_answered() -> bool:
-            got = [answered_by(workers[0], loc) for loc in locations]
-            answers.update(got)
-            return all(status == 200 for status, _ in got) and not sender.is_alive()
+            got = {loc: answered_by(workers[0], loc) for loc in locations}
+            answers.update((status, who) for status, who, _ in got.values())
+            copies.extend(
+                (loc, total, earlier[loc])
+                for loc, (status, who, total) in got.items()
+                if (status, who) == (200, "standby")
+            )
+            return all(status == 200 for status, _, _ in got.values()) and not sender.is_alive()
 
         assert wait_for(every_location_answered, timeout=300, interval=1)
         # Until the group moves the dead worker's partitions, the survivor answers them from its
         # standby copies; anything it cannot answer is a 503 to retry, never a 500.
         assert {status for status, _ in answers} <= {200, 503}, answers
         assert answers[200, "standby"] > 0, answers
+        assert [c for c in copies if c[1] is None or c[1] < c[2]] == [], copies
+        assert any(had > 0 for _, _, had in copies), (copies, earlier)
         assert delivery.accepted == len(first), delivery
         want_first = expected(first)
         assert wait_for(lambda: not projections_match(workers[0], want_first), timeout=300), (

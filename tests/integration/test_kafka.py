@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams.topics import RAW_WEBHOOKS, TOPICS, ensure_topics
-from tests.integration.services import TEST_PARTITIONS
+from tests.integration.services import TEST_PARTITIONS, start_kafka
 
 
 async def test_produce_and_consume_keeps_bytes_keys_headers_and_order(kafka_bootstrap: str) -> None:
@@ -47,21 +47,24 @@ async def test_produce_and_consume_keeps_bytes_keys_headers_and_order(kafka_boot
     assert all(h == k + b"-" + v for k, v, h in received)
 
 
-async def test_ensure_topics_creates_the_raw_log_kept_forever_once(kafka_bootstrap: str) -> None:
-    first = await ensure_topics(kafka_bootstrap, partitions=TEST_PARTITIONS, replication_factor=1)
-    again = await ensure_topics(kafka_bootstrap, partitions=TEST_PARTITIONS, replication_factor=1)
-    assert again == []
-    assert set(first) <= {t.name for t in TOPICS}
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
+async def test_ensure_topics_creates_the_raw_log_kept_forever_once() -> None:
+    kafka = await start_kafka()  # a broker of its own: the session's has every topic already
     try:
-        [described] = await admin.describe_topics([RAW_WEBHOOKS.name])
-        [configs] = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, RAW_WEBHOOKS.name)]
-        )
+        first = await ensure_topics(kafka.address, partitions=TEST_PARTITIONS, replication_factor=1)
+        again = await ensure_topics(kafka.address, partitions=TEST_PARTITIONS, replication_factor=1)
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka.address)
+        await admin.start()
+        try:
+            [described] = await admin.describe_topics([RAW_WEBHOOKS.name])
+            [configs] = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, RAW_WEBHOOKS.name)]
+            )
+        finally:
+            await admin.close()
     finally:
-        await admin.close()
+        kafka.stop()
+    assert sorted(first) == sorted(t.name for t in TOPICS)
+    assert again == []
     assert len(described["partitions"]) == TEST_PARTITIONS
     values = {name: value for name, value, *_ in configs.resources[0][4]}
     assert values["retention.ms"] == "-1"

@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from tests.integration.test_faults import notifications_wrong, projections_match
 from tests.integration.webhooks import (
     Delivery,
     ably_messages,
+    committed_twice,
     consumed_after,
     deliver,
     derived_records,
@@ -274,11 +274,6 @@ async def test_a_store_restores_only_the_changelog_tail_after_its_checkpoint(
     finally:
         store.close()
         await consumer.stop()
-
-
-def committed_twice(emitted: list[dict[str, Any]]) -> list[str]:
-    """The ids of derived events the log holds more than once (exactly once: none)."""
-    return [i for i, n in Counter(e["id"] for e in emitted).items() if n > 1]
 
 
 def ingress_and_worker(env: dict[str, str], tmp_path: Path) -> tuple[Worker, int]:

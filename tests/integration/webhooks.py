@@ -244,6 +244,13 @@ async def derived_records(kafka: str, prefix: str) -> list[dict[str, Any]]:
     ]
 
 
+def committed_twice(emitted: list[dict[str, Any]]) -> list[str]:
+    """The ids of derived events the log holds more than once (exactly once: none). Where the
+    exactly-once of delivery is checked: the Ably stand-in, as Ably, drops a repeated id, so a
+    worker that emitted an event twice would look right to a subscriber."""
+    return [i for i, n in Counter(e["id"] for e in emitted).items() if n > 1]
+
+
 async def raw_webhook_ids(kafka: str) -> Counter[str]:
     """How many times each webhook id is in the raw log."""
     return Counter(

@@ -200,7 +200,7 @@ def test_every_member_learns_the_same_placement() -> None:
     assert set().union(*(p.my_standbys() for p in placements)) == set(range(8))
 
 
-def test_a_second_rebalance_keeps_ownership_and_a_joiner_takes_standbys_first() -> None:
+def test_a_second_rebalance_keeps_ownership_and_the_last_member_takes_everything() -> None:
     assignors = {m: Assignor(Placement(f"http://{m}:6066"), TOPIC) for m in ("w1", "w2")}
     rebalance(assignors, 6)
     before = dict(assignors["w1"].placement.active)
