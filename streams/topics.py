@@ -19,6 +19,7 @@ __all__ = [
     "RECORD_MAX_BYTES",
     "STATE_MAX_BYTES",
     "STATE_ROW_MAX_BYTES",
+    "TOMBSTONES_KEPT_MS",
     "TOPICS",
     "TopicSpec",
     "ensure_changelog",
@@ -39,6 +40,10 @@ HEADERS_ROOM = 64 * 1024  # what a record's headers and framing may add to its b
 # A table row's key and value at most: the changelog takes it with its record batch's framing
 # (a row a few bytes under STATE_MAX_BYTES passed, and Kafka refused its batch on every retry).
 STATE_ROW_MAX_BYTES = STATE_MAX_BYTES - HEADERS_ROOM
+# How long a changelog keeps a deletion once compacted (its `delete.retention.ms`, Kafka's
+# default, set on it): a store whose checkpoint is older may have missed one, and is restored
+# from the start rather than bring the deleted row back.
+TOMBSTONES_KEPT_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,11 @@ async def ensure_changelog(
         partitions = len(await partition_ids(admin, source))
     finally:
         await admin.close()
-    configs = {"cleanup.policy": "compact", "max.message.bytes": str(STATE_MAX_BYTES)}
+    configs = {
+        "cleanup.policy": "compact",
+        "max.message.bytes": str(STATE_MAX_BYTES),
+        "delete.retention.ms": str(TOMBSTONES_KEPT_MS),
+    }
     spec = TopicSpec(name, key="table key", configs=configs)
     return await _create_missing(bootstrap, [spec], partitions, replication_factor)
 

@@ -38,7 +38,7 @@ from streams.mongo_sink.pending import Pending
 from streams.mongo_sink.writer import ReadModelWriter
 from streams.replay.control import watch_versions
 from streams.replay.versions import Versions
-from streams.runtime.changelog import changelog_topic
+from streams.runtime.changelog import changelog_topic, stale
 from streams.runtime.store import Store
 from streams.settings import Secret
 from streams.tables.projection import Projection
@@ -315,7 +315,7 @@ class MongoSink(ConsumerRebalanceListener):
                 store = Store(self.data_dir / tp.topic / f"partition-{tp.partition}")
                 checkpoint = store.checkpoint
                 if checkpoint is not None and (
-                    held is None or checkpoint > held or not firsts[tp] <= checkpoint <= ends[tp]
+                    held is None or checkpoint > held or stale(store, firsts[tp], ends[tp])
                 ):
                     # MongoDB lost what the replica has (or the changelog was recreated): the
                     # replica starts again, and its first writes replace the location's documents.

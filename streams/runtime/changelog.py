@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from streams.codec import loads
 from streams.errors import StreamsError
 from streams.runtime.store import POSITION, Store, table_and_key
-from streams.topics import partition_ids
+from streams.topics import TOMBSTONES_KEPT_MS, partition_ids
 
 __all__ = [
     "StaleCheckpoint",
@@ -33,6 +33,7 @@ __all__ = [
     "reader",
     "restore",
     "settled",
+    "stale",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,24 @@ def reader(bootstrap: str) -> AIOKafkaConsumer:
     )
 
 
+def stale(store: Store, first: int, end: int, now_ms: int | None = None) -> str | None:
+    """Why `store` cannot go on from its checkpoint in a changelog partition whose records
+    span [first, end), or None when it can (or has no checkpoint: it starts at `first`)."""
+    checkpoint, written_at = store.checkpoint, store.checkpoint_at
+    if checkpoint is None:
+        return None
+    if not first <= checkpoint <= end:  # the topic was recreated, or compacted past it
+        return f"checkpoint {checkpoint} outside [{first}, {end}]"
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    if written_at is None or now_ms - written_at >= TOMBSTONES_KEPT_MS:
+        # A deletion since then may be compacted away: restored, the row would come back.
+        age = (
+            "of unknown age" if written_at is None else f"{(now_ms - written_at) / 3.6e6:.0f} h old"
+        )
+        return f"checkpoint {age}, the changelog keeps deletions {TOMBSTONES_KEPT_MS / 3.6e6:.0f} h"
+    return None
+
+
 async def restore(consumer: AIOKafkaConsumer, store: Store, tp: TopicPartition) -> int:
     """Bring `store` up to the end of its changelog partition, from its checkpoint; the number
     of records read. `consumer` is a `reader`, assigned nothing else meanwhile."""
@@ -76,13 +95,11 @@ async def restore(consumer: AIOKafkaConsumer, store: Store, tp: TopicPartition) 
     consumer.assign([tp])
     first = (await consumer.beginning_offsets([tp]))[tp]
     end = (await consumer.end_offsets([tp]))[tp]  # read_committed: the last stable offset
-    start = store.checkpoint
-    if start is not None and (start > end or start < first):
-        # The topic was recreated or compacted past us: this state cannot be trusted.
-        log.warning(
-            "%s: checkpoint %d outside [%d, %d]; restoring from scratch", tp, start, first, end
-        )
+    reason = stale(store, first, end)
+    if reason is not None:
+        log.warning("%s: %s; restoring from scratch", tp, reason)
         raise StaleCheckpoint(tp)
+    start = store.checkpoint
     if start is None:
         start = first
     consumer.seek(tp, start)
@@ -129,7 +146,7 @@ async def settled(
 
 
 class StaleCheckpoint(StreamsError, RuntimeError):
-    """A store whose checkpoint its changelog does not have: it is wiped and restored anew."""
+    """A store its changelog cannot bring up to date (`stale`): it is wiped and restored anew."""
 
 
 def apply_records(store: Store, records: Sequence[Any]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from streams.runtime.changelog import apply_records, reader
+from streams.runtime.changelog import apply_records, reader, stale
 from streams.runtime.state import PartitionState
 from streams.runtime.store import Store
 from streams.runtime.task import TaskConfig
@@ -61,9 +61,9 @@ class Standby:
             ends = await self.consumer.end_offsets(list(tps.values()))
             for p, tp in tps.items():
                 start = self.stores[p].checkpoint
-                if start is None or start < firsts[tp] or start > ends[tp]:
+                if start is None or stale(self.stores[p], firsts[tp], ends[tp]):
                     self.ready.discard(p)  # no answers from it until it has caught up again
-                    self.stores[p].reset()  # no checkpoint, or one the changelog lacks
+                    self.stores[p].reset()  # no checkpoint, or one the changelog cannot go on from
                     start = firsts[tp]
                 self.consumer.seek(tp, start)
                 if start >= ends[tp]:

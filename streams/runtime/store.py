@@ -16,6 +16,7 @@ are cached (bounded): the folds are pure, they never change a value they read in
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from streams.codec import dumps, loads
 __all__ = ["CACHE_SIZE", "POSITION", "Store", "store_key", "table_and_key", "table_prefix"]
 
 CHECKPOINT = b"\x01checkpoint"  # sorts after every table's keys (table names are text)
+CHECKPOINT_AT = b"\x01checkpoint-at"  # when it was written (ms): how stale the state may be
 # The source partition's offset this state has folded up to (the next record to fold): written
 # with the state in each batch's transaction, in the changelog as in the store. A row of no table
 # (no table's name starts with \x01), shaped as a table's key, so that a reader of the changelog
@@ -92,8 +94,9 @@ class Store:
         self._db = Rdict(str(self.path), options, column_families={"default": options})
         # Decoded values by store key (None: absent), bounded; `Table.get` looks here first.
         self.cache: dict[bytes, Any] = {}
-        raw = self._db.get(CHECKPOINT)
+        raw, at = self._db.get(CHECKPOINT), self._db.get(CHECKPOINT_AT)
         self.checkpoint: int | None = int(raw) if raw is not None else None
+        self.checkpoint_at: int | None = int(at) if at is not None else None
 
     def get(self, key: bytes) -> Any:
         """The decoded value under a `store_key`, None when absent."""
@@ -126,10 +129,14 @@ class Store:
             yield loads(raw[len(prefix) :]), loads(value)
 
     def write(
-        self, changes: Iterable[tuple[bytes, bytes | None, Any]], checkpoint: int | None
+        self,
+        changes: Iterable[tuple[bytes, bytes | None, Any]],
+        checkpoint: int | None,
+        *,
+        written_at: int | None = None,
     ) -> None:
         """Apply (key, encoded value or None for a deletion, decoded value) and move the
-        checkpoint, in one atomic write."""
+        checkpoint, stamped `written_at` (ms; now unless given), in one atomic write."""
         batch = WriteBatch(raw_mode=True)
         for key, raw, value in changes:
             if raw is None:
@@ -139,9 +146,12 @@ class Store:
             if key in self.cache:  # kept current, not grown: a restore writes every key once
                 self.cache[key] = value
         if checkpoint is not None:
+            at = written_at if written_at is not None else int(time.time() * 1000)
             batch.put(CHECKPOINT, str(checkpoint).encode())
+            batch.put(CHECKPOINT_AT, str(at).encode())
         self._db.write(batch, self._write)
-        self.checkpoint = checkpoint if checkpoint is not None else self.checkpoint
+        if checkpoint is not None:
+            self.checkpoint, self.checkpoint_at = checkpoint, at
 
     def close(self) -> None:
         """Flush to disk and release the directory."""

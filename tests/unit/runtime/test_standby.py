@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,9 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
 from streams.runtime.standby import Standby
+from streams.runtime.store import Store
 from streams.runtime.task import TaskConfig
+from streams.topics import TOMBSTONES_KEPT_MS
 
 
 class Changelog:
@@ -95,4 +98,19 @@ async def test_a_copy_whose_checkpoint_the_changelog_lacks_answers_nothing_until
     assert changelog.seeks[0] == 10
     assert copy.stores[0].checkpoint is None  # emptied
     assert copy.tables(0) is None  # and not answering from the empty store
+    await copy.stop()
+
+
+@pytest.mark.parametrize(("age_ms", "from_offset"), [(0, 5), (TOMBSTONES_KEPT_MS, 0)])
+async def test_a_copy_left_longer_than_the_changelog_keeps_deletions_is_restored_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, age_ms: int, from_offset: int
+) -> None:
+    changelog = Changelog(0, 10)
+    readers(monkeypatch, changelog)
+    copy = standby(tmp_path)
+    left = Store(copy.config.store_path(0))
+    left.write([], 5, written_at=int(time.time() * 1000) - age_ms)
+    left.close()
+    await copy.follow([0])
+    assert changelog.seeks[0] == from_offset  # a deletion since may be gone: from the start
     await copy.stop()
