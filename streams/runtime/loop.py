@@ -370,8 +370,9 @@ class Loop(ConsumerRebalanceListener):
                 opening = self.opening.pop(partition, None)
                 if opening is not None:
                     opening.cancel()
-                    with contextlib.suppress(BaseException):
-                        await opening  # its store is closed before the partition can come back
+                    # Until it has ended (its store closed before the partition can come back);
+                    # `wait`, not `await`: its cancellation is not this callback's.
+                    await asyncio.wait([opening])
             await self._settle()  # the last round is committed before they are handed over
         finally:
             for partition in partitions:

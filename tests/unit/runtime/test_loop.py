@@ -2,6 +2,9 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+from aiokafka import TopicPartition
+
 from streams.runtime import loop as loop_module
 from streams.runtime.loop import Loop
 from streams.runtime.ownership import Placement
@@ -66,3 +69,24 @@ async def test_settling_waits_for_a_commit_a_round_started_before_it_resumed(
     second_done.set_result(None)
     await asyncio.wait_for(settling, 1)
     assert loop.committer is None
+
+
+async def test_a_revocation_cancelled_while_an_opening_ends_is_cancelled_too(
+    tmp_path: Path,
+) -> None:
+    loop = _loop(tmp_path)
+
+    async def opening() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.1)  # closing its store takes a moment
+            raise
+
+    loop.opening = {0: asyncio.ensure_future(opening())}
+    await asyncio.sleep(0)
+    revoking = asyncio.ensure_future(loop.on_partitions_revoked([TopicPartition("raw", 0)]))
+    await asyncio.sleep(0.01)
+    revoking.cancel()  # the worker stopping: the callback must not carry on as if nothing was
+    with pytest.raises(asyncio.CancelledError):
+        await revoking
