@@ -108,6 +108,10 @@ class Loop(ConsumerRebalanceListener):
         self.halted = False  # the worker is stopping after a fault: commit nothing more
         self.stopping = False  # _stop() has begun: nothing more is opened
         self.committer: asyncio.Task[None] | None = None  # the round's commit in flight
+        # Commit failures in a row (none more than PATIENCE apart, no success between): when
+        # the first and the last of them, by `clock`.
+        self._failing: tuple[float, float] | None = None
+        self.clock = time.monotonic
         self._jobs: set[asyncio.Task[None]] = set()
         self.restoring = asyncio.Lock()
         self.standby = Standby(config)
@@ -261,6 +265,7 @@ class Loop(ConsumerRebalanceListener):
                     metrics.observe("streams_commit_seconds", time.perf_counter() - started)
                     for task, batch in zip(dirty, batches, strict=True):
                         task.stored(batch, checkpoints.get(task.partition))
+                    self._failing = None
                 except Exception as exc:  # nothing sealed is committed or stored twice: reopen
                     self._commit_failed(exc)
                     return
@@ -276,6 +281,18 @@ class Loop(ConsumerRebalanceListener):
     def _commit_failed(self, exc: BaseException) -> None:
         if not isinstance(exc, PartitionsLost | KafkaError | TimeoutError | OSError):
             self._halt(exc)  # a bug, not the weather: stop without committing anything more
+            return
+        now = self.clock()
+        if self._failing is None or now - self._failing[1] > self.patience:
+            self._failing = (now, now)  # the first of a run of failures
+        else:
+            self._failing = (self._failing[0], now)
+        if now - self._failing[0] > self.patience:
+            # Not weather that passes: Kafka refuses every commit (a record it will not take,
+            # a topic it does not let this worker write...). Stop and say so, not reopen forever.
+            self._halt(
+                StopWorker(f"every commit failed for {self.patience:.0f}s, the last: {exc!r}")
+            )
             return
         # Nothing more is folded from now on: every task's records are read again when reopened.
         log.warning("commit failed (%r); reopening every partition", exc)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 
 from streams.runtime import loop as loop_module
 from streams.runtime.loop import Loop
@@ -90,3 +91,34 @@ async def test_a_revocation_cancelled_while_an_opening_ends_is_cancelled_too(
     revoking.cancel()  # the worker stopping: the callback must not carry on as if nothing was
     with pytest.raises(asyncio.CancelledError):
         await revoking
+
+
+async def test_commits_failing_for_longer_than_the_patience_stop_the_worker(
+    tmp_path: Path,
+) -> None:
+    loop = _loop(tmp_path)
+    loop.patience = 300.0
+    loop.stopping = True  # no producer restarted here: only the decision is tested
+    now = [1000.0]
+    loop.clock = lambda: now[0]
+    refused = KafkaError("MessageSizeTooLargeError")
+    for at in (1000.0, 1010.0, 1200.0, 1300.0):  # weather: reopen and try again
+        now[0] = at
+        loop._commit_failed(refused)
+        assert loop.fatal is None
+    now[0] = 1301.0  # failing since 1000, never more than 300 s apart
+    loop._commit_failed(refused)
+    assert isinstance(loop.fatal, loop_module.StopWorker)
+    assert "every commit failed for 300s" in str(loop.fatal)
+
+
+async def test_commit_failures_far_apart_are_weather_each_time(tmp_path: Path) -> None:
+    loop = _loop(tmp_path)
+    loop.patience = 300.0
+    loop.stopping = True
+    now = [1000.0]
+    loop.clock = lambda: now[0]
+    for at in (1000.0, 1400.0, 1800.0):  # an idle worker's rare failures, hours of nothing between
+        now[0] = at
+        loop._commit_failed(KafkaError("NotLeaderForPartition"))
+    assert loop.fatal is None
