@@ -37,12 +37,13 @@ RECORD_MAX_BYTES = 2 * 1024 * 1024
 # The changelog's: one table value (a location's whole unread map...) may be large.
 STATE_MAX_BYTES = 8 * 1024 * 1024
 HEADERS_ROOM = 64 * 1024  # what a record's headers and framing may add to its body
-# A table row's key and value at most: the changelog takes it with its record batch's framing
-# (a row a few bytes under STATE_MAX_BYTES passed, and Kafka refused its batch on every retry).
-STATE_ROW_MAX_BYTES = STATE_MAX_BYTES - HEADERS_ROOM
-# How long a changelog keeps a deletion once compacted (its `delete.retention.ms`, Kafka's
-# default, set on it): a store whose checkpoint is older may have missed one, and is restored
-# from the start rather than bring the deleted row back.
+# A table row's key and value at most: the changelog takes it in a record batch of its own, with
+# the batch's framing (about 130 bytes; a row a few bytes under STATE_MAX_BYTES passed, and Kafka
+# refused its batch on every retry).
+STATE_ROW_MAX_BYTES = STATE_MAX_BYTES - 1024
+# How long a changelog keeps a deletion once compacted (`delete.retention.ms`: Kafka's default,
+# set on the changelogs this project creates): a store that has not read its changelog's records
+# written since longer ago may have missed a deletion, and is restored from the start.
 TOMBSTONES_KEPT_MS = 24 * 3600 * 1000
 
 

@@ -86,7 +86,8 @@ class Publisher:
     async def run(self) -> None:
         """Read and send until one of them fails (its error is raised: the supervisor starts
         the publisher again) or the publisher is cancelled. Either way the offsets of what is
-        done are committed last: a worker stopped for a deploy sends nothing again."""
+        done are committed last: a worker stopped for a deploy sends again only the round it
+        cut short (Ably drops those ids)."""
         tasks = [asyncio.create_task(self.read_forever()), asyncio.create_task(self.send_forever())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)

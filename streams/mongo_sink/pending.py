@@ -50,11 +50,12 @@ class Pending:
         """`models`: each read model with the collection it writes (its version's)."""
         self.store, self.models = store, models
         self.tables = frozenset(tables)
-        self.state = PartitionState(store, tuple(self.tables))
+        self.state = PartitionState(store, tuple(self.tables), row_limit=None)
         self.fresh = True
         self.before: dict[str, dict[str, Documents]] = {}  # location -> collection -> documents
         self.last_offset: int | None = None  # of the last record read
         self.first_timestamp: int | None = None  # ms, of the first record not yet written
+        self.last_timestamp: int | None = None  # ms, of the last record read
 
     def add(self, records: Sequence[Any]) -> None:
         """Changelog records of this partition, in order."""
@@ -73,7 +74,7 @@ class Pending:
                 if location not in self.before:
                     self.before[location] = self._documents(location)
             self.state.put(record.key, DELETED if value is None else value)
-        self.last_offset = records[-1].offset
+        self.last_offset, self.last_timestamp = records[-1].offset, records[-1].timestamp
 
     def advance(self, position: int) -> None:
         """The consumer's position (past transaction markers, which are not records): MongoDB's
@@ -112,7 +113,9 @@ class Pending:
     def stored(self) -> None:
         """MongoDB holds the writes: the replica takes the changes and its new checkpoint."""
         if self.last_offset is not None:
-            self.store.write(self.state.seal(), self.last_offset + 1)
+            # Read by the last record's time: those after it were written after it.
+            read_by = self.last_timestamp or self.store.checkpoint_at
+            self.store.write(self.state.seal(), self.last_offset + 1, read_by=read_by)
             self.state.sealed_stored()
         self.before.clear()
         self.last_offset = self.first_timestamp = None

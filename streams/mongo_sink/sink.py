@@ -314,13 +314,17 @@ class MongoSink(ConsumerRebalanceListener):
                     held = None
                 store = Store(self.data_dir / tp.topic / f"partition-{tp.partition}")
                 checkpoint = store.checkpoint
-                if checkpoint is not None and (
-                    held is None or checkpoint > held or stale(store, firsts[tp], ends[tp])
-                ):
-                    # MongoDB lost what the replica has (or the changelog was recreated): the
-                    # replica starts again, and its first writes replace the location's documents.
+                why = stale(store, firsts[tp], ends[tp])
+                if checkpoint is not None and (held is None or checkpoint > held or why):
+                    # MongoDB lost what the replica has, or the changelog cannot bring the
+                    # replica up to date (`stale`): the replica starts again, and its first
+                    # writes replace the location's documents.
                     log.warning(
-                        "%s: replica at %s, MongoDB at %s: rebuilding", tp, checkpoint, held
+                        "%s: replica at %s, MongoDB at %s%s: rebuilding",
+                        tp,
+                        checkpoint,
+                        held,
+                        f" ({why})" if why else "",
                     )
                     store.reset()
                 self.parts[tp] = self._pending(tp.topic, store)

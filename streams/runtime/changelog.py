@@ -72,19 +72,24 @@ def reader(bootstrap: str) -> AIOKafkaConsumer:
 
 def stale(store: Store, first: int, end: int, now_ms: int | None = None) -> str | None:
     """Why `store` cannot go on from its checkpoint in a changelog partition whose records
-    span [first, end), or None when it can (or has no checkpoint: it starts at `first`)."""
-    checkpoint, written_at = store.checkpoint, store.checkpoint_at
+    span [first, end), or None when it can (or has no checkpoint: it starts at `first`).
+
+    The store's `checkpoint_at` is a time by which it had read every record written to the
+    changelog before (`Store.write`): records written since may include deletions, which the
+    changelog keeps TOMBSTONES_KEPT_MS once compacted. A store written before checkpoints had
+    a time is trusted, as it was then."""
+    checkpoint, read_by = store.checkpoint, store.checkpoint_at
     if checkpoint is None:
         return None
     if not first <= checkpoint <= end:  # the topic was recreated, or compacted past it
         return f"checkpoint {checkpoint} outside [{first}, {end}]"
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    if written_at is None or now_ms - written_at >= TOMBSTONES_KEPT_MS:
-        # A deletion since then may be compacted away: restored, the row would come back.
-        age = (
-            "of unknown age" if written_at is None else f"{(now_ms - written_at) / 3.6e6:.0f} h old"
+    if checkpoint < end and read_by is not None and now_ms - read_by >= TOMBSTONES_KEPT_MS:
+        return (
+            f"records written since checkpoint {checkpoint} go back "
+            f"{(now_ms - read_by) / 3.6e6:.0f} h, longer than the changelog keeps a deletion "
+            f"({TOMBSTONES_KEPT_MS / 3.6e6:.0f} h)"
         )
-        return f"checkpoint {age}, the changelog keeps deletions {TOMBSTONES_KEPT_MS / 3.6e6:.0f} h"
     return None
 
 
@@ -111,8 +116,7 @@ async def restore(consumer: AIOKafkaConsumer, store: Store, tp: TopicPartition) 
         if records:
             apply_records(store, records)
             read += len(records)
-    if store.checkpoint != end:
-        store.write((), end)  # past control records and compacted gaps
+    store.write((), end)  # past control records and compacted gaps; read to the end by now
     if read:
         log.info("%s: restored %d records in %.1fs", tp, read, time.monotonic() - started)
     return read
@@ -150,11 +154,12 @@ class StaleCheckpoint(StreamsError, RuntimeError):
 
 
 def apply_records(store: Store, records: Sequence[Any]) -> None:
-    """Write changelog records (of one partition, in order) to `store`, checkpoint included."""
+    """Write changelog records (of one partition, in order) to `store`, checkpoint included,
+    read by the last one's time: those after it were written after it."""
     changes = [
         (r.key, r.value, None if r.value is None else loads(r.value)) for r in records if r.key
     ]
-    store.write(changes, records[-1].offset + 1)
+    store.write(changes, records[-1].offset + 1, read_by=records[-1].timestamp)
 
 
 async def read_changelog(bootstrap: str, group: str) -> dict[str, dict[Any, Any]]:

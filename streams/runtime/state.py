@@ -32,8 +32,13 @@ class StateTooLarge(StreamsError, RuntimeError):
 
 
 class PartitionState:
-    def __init__(self, store: Store, tables: tuple[str, ...]) -> None:
+    def __init__(
+        self, store: Store, tables: tuple[str, ...], row_limit: int | None = STATE_ROW_MAX_BYTES
+    ) -> None:
+        """`row_limit`: the largest row (key and value) `seal` takes, None for any (a replica
+        of a changelog, whose rows it already holds)."""
         self.store = store
+        self.row_limit = row_limit
         self.changes: dict[bytes, Any] = {}  # store key -> value or DELETED
         # The changes of the batch being committed (sealed): read beneath `changes` until the
         # store holds them, so folding goes on while a commit is in flight.
@@ -88,11 +93,11 @@ class PartitionState:
                 append((key, None, None))
                 continue
             raw = dumps(value)
-            if len(raw) + len(key) > STATE_ROW_MAX_BYTES:
+            if self.row_limit is not None and len(raw) + len(key) > self.row_limit:
                 table, name = table_and_key(key)
                 raise StateTooLarge(
-                    f"{table}[{name!r}] is {len(raw):,} bytes, over the changelog's "
-                    f"{STATE_ROW_MAX_BYTES:,} a row: this table's shape cannot hold it"
+                    f"{table}[{name!r}] is {len(raw):,} bytes, over the {self.row_limit:,} "
+                    "a row of the changelog takes: this table's shape cannot hold it"
                 )
             append((key, raw, value))
         return sealed

@@ -35,7 +35,9 @@ from streams.codec import dumps, loads
 __all__ = ["CACHE_SIZE", "POSITION", "Store", "store_key", "table_and_key", "table_prefix"]
 
 CHECKPOINT = b"\x01checkpoint"  # sorts after every table's keys (table names are text)
-CHECKPOINT_AT = b"\x01checkpoint-at"  # when it was written (ms): how stale the state may be
+# A time (ms) by which the state had read every changelog record written before it: records
+# written since may hold deletions the changelog keeps only so long (`changelog.stale`).
+CHECKPOINT_AT = b"\x01checkpoint-at"
 # The source partition's offset this state has folded up to (the next record to fold): written
 # with the state in each batch's transaction, in the changelog as in the store. A row of no table
 # (no table's name starts with \x01), shaped as a table's key, so that a reader of the changelog
@@ -133,10 +135,12 @@ class Store:
         changes: Iterable[tuple[bytes, bytes | None, Any]],
         checkpoint: int | None,
         *,
-        written_at: int | None = None,
+        read_by: int | None = None,
     ) -> None:
         """Apply (key, encoded value or None for a deletion, decoded value) and move the
-        checkpoint, stamped `written_at` (ms; now unless given), in one atomic write."""
+        checkpoint, in one atomic write. `read_by`: a time (ms) by which the state had read
+        every changelog record written before; now unless given (the changelog's only writer,
+        or a reader at its end)."""
         batch = WriteBatch(raw_mode=True)
         for key, raw, value in changes:
             if raw is None:
@@ -146,7 +150,7 @@ class Store:
             if key in self.cache:  # kept current, not grown: a restore writes every key once
                 self.cache[key] = value
         if checkpoint is not None:
-            at = written_at if written_at is not None else int(time.time() * 1000)
+            at = read_by if read_by is not None else int(time.time() * 1000)
             batch.put(CHECKPOINT, str(checkpoint).encode())
             batch.put(CHECKPOINT_AT, str(at).encode())
         self._db.write(batch, self._write)

@@ -77,8 +77,8 @@ class Task:
         self.last_received: int | None = None  # the newest record folded: its received-at (ms)
 
     async def restore(self, reader: AIOKafkaConsumer) -> None:
-        """Step 2: the store up to the end of its changelog (from scratch when its checkpoint is
-        not in the changelog: the topic was recreated)."""
+        """Step 2: the store up to the end of its changelog (from scratch when the changelog
+        cannot bring it up to date from its checkpoint: `changelog.stale`)."""
         try:
             await restore(reader, self.store, self.changelog)
         except StaleCheckpoint:

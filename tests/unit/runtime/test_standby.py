@@ -109,7 +109,7 @@ async def test_a_copy_left_longer_than_the_changelog_keeps_deletions_is_restored
     readers(monkeypatch, changelog)
     copy = standby(tmp_path)
     left = Store(copy.config.store_path(0))
-    left.write([], 5, written_at=int(time.time() * 1000) - age_ms)
+    left.write([], 5, read_by=int(time.time() * 1000) - age_ms)
     left.close()
     await copy.follow([0])
     assert changelog.seeks[0] == from_offset  # a deletion since may be gone: from the start

@@ -220,13 +220,20 @@ def test_discard_forgets_the_changes(state: PartitionState) -> None:
 
 
 def test_a_value_larger_than_the_changelog_takes_stops_with_its_table_and_key(
-    state: PartitionState, monkeypatch: pytest.MonkeyPatch
+    state: PartitionState,
 ) -> None:
-    monkeypatch.setattr("streams.runtime.state.STATE_ROW_MAX_BYTES", 100)
+    state.row_limit = 100
     state.tables["t"]["a"] = {"n": 1}
     state.tables["t"]["big"] = {"text": "x" * 200}
-    with pytest.raises(StateTooLarge, match=r"t\['big'\] is 2\d\d bytes, over the changelog's 100"):
+    with pytest.raises(StateTooLarge, match=r"t\['big'\] is 2\d\d bytes, over the 100 a row"):
         state.seal()
+
+
+def test_a_replica_of_a_changelog_takes_any_row_it_holds(store: Store) -> None:
+    replica = PartitionState(store, ("t",), row_limit=None)
+    replica.tables["t"]["big"] = "x" * (STATE_ROW_MAX_BYTES + 1)
+    [(_, raw, _)] = replica.seal()
+    assert raw is not None and len(raw) > STATE_ROW_MAX_BYTES
 
 
 def test_the_largest_row_a_batch_seals_fits_in_the_changelogs_record_batch(
