@@ -245,8 +245,8 @@ async def test_without_ably_events_are_counted_as_logged_not_as_published() -> N
     assert counted("streams_logged_not_published_total") == logged + 2
 
 
-class BrokenReader:
-    """A consumer whose fetch fails: the publisher must fail too, for its supervisor."""
+class OnePartition:
+    """What the reading side touches of a consumer assigned one partition, besides its fetch."""
 
     def assignment(self) -> set[str]:
         return {"p0"}
@@ -256,6 +256,10 @@ class BrokenReader:
 
     def resume(self, *partitions: str) -> None:
         return None
+
+
+class BrokenReader(OnePartition):
+    """A consumer whose fetch fails: the publisher must fail too, for its supervisor."""
 
     async def getmany(self, timeout_ms: int, max_records: int) -> dict[str, list[Any]]:
         raise KafkaConnectionError("the broker went away")
@@ -267,17 +271,8 @@ async def test_a_failure_to_read_stops_the_publisher_so_that_it_is_started_again
         await asyncio.wait_for(publisher.run(), timeout=5)
 
 
-class QuietReader(Consumer):
+class QuietReader(OnePartition, Consumer):
     """A consumer with nothing more to read: the events are put in the outbox by the test."""
-
-    def assignment(self) -> set[str]:
-        return {"p0"}
-
-    def pause(self, *partitions: str) -> None:
-        return None
-
-    def resume(self, *partitions: str) -> None:
-        return None
 
     async def getmany(self, timeout_ms: int, max_records: int) -> dict[str, list[Any]]:
         await asyncio.sleep(timeout_ms / 1000)

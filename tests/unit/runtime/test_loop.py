@@ -9,24 +9,11 @@ from aiokafka.errors import KafkaError
 from streams.runtime import loop as loop_module
 from streams.runtime.loop import Loop
 from streams.runtime.ownership import Placement
-from streams.runtime.task import TaskConfig
+from tests.unit.runtime.configs import task_config
 
 
 def _loop(tmp_path: Path) -> Loop:
-    config = TaskConfig(
-        bootstrap="localhost:1",
-        group="g",
-        source_topic="raw",
-        changelog_topic="g-changelog",
-        derived_topic="derived",
-        dead_letter_topic="dead",
-        data_dir=tmp_path,
-        tables=(),
-        families=(),
-        live=False,
-        label="test",
-    )
-    return Loop(config, Placement("http://w1:6066"))
+    return Loop(task_config(tmp_path), Placement("http://w1:6066"))
 
 
 async def test_rounds_make_room_only_for_openings_begun_in_the_last_seconds(

@@ -12,8 +12,8 @@ from aiokafka.errors import KafkaConnectionError
 
 from streams.runtime.standby import Standby
 from streams.runtime.store import Store
-from streams.runtime.task import TaskConfig
 from streams.topics import TOMBSTONES_KEPT_MS
+from tests.unit.runtime.configs import task_config
 
 
 class Changelog:
@@ -44,20 +44,7 @@ class Changelog:
 
 
 def standby(tmp_path: Path) -> Standby:
-    config = TaskConfig(
-        bootstrap="localhost:1",
-        group="g",
-        source_topic="raw",
-        changelog_topic="g-changelog",
-        derived_topic="derived",
-        dead_letter_topic="dead",
-        data_dir=tmp_path,
-        tables=("t",),
-        families=(),
-        live=True,
-        label="live",
-    )
-    return Standby(config)
+    return Standby(task_config(tmp_path, tables=("t",)))
 
 
 def readers(monkeypatch: pytest.MonkeyPatch, *made: Changelog) -> list[Changelog]:
