@@ -319,7 +319,7 @@ async def test_token_endpoint_refuses_bad_jwts_and_mints_only_the_users_channels
         "expired": jwt.encode({**good, "exp": now - 10}, JWT_SECRET, algorithm="HS256"),
         "wrong key": jwt.encode(good, "another-secret-of-at-least-32-bytes!", algorithm="HS256"),
         "alg none": jwt.encode(good, None, algorithm="none"),
-        "HS512": jwt.encode(good, JWT_SECRET + "-padding-for-hs512-length", algorithm="HS512"),
+        "HS512": jwt.encode(good, JWT_SECRET + "-padding-for-the-hs512-length", algorithm="HS512"),
         "no exp": jwt.encode({"sub": "userA", "locationId": "locA"}, JWT_SECRET),
         "no location": jwt.encode({"sub": "userA", "exp": now + 300}, JWT_SECRET),
         "malformed": "not.a.jwt",
