@@ -16,6 +16,7 @@ touched location is written and the location's others are deleted (`Writes.locat
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,8 @@ class Pending:
         self.last_offset: int | None = None  # of the last record read
         self.first_timestamp: int | None = None  # ms, of the first record not yet written
         self.last_timestamp: int | None = None  # ms, of the last record read
+        # A replica read from the start is read by when it began (`changelog.restore`).
+        self.read_floor = int(time.time() * 1000) if store.checkpoint is None else 0
 
     def add(self, records: Sequence[Any]) -> None:
         """Changelog records of this partition, in order."""
@@ -113,9 +116,9 @@ class Pending:
     def stored(self) -> None:
         """MongoDB holds the writes: the replica takes the changes and its new checkpoint."""
         if self.last_offset is not None:
-            # Read by the last record's time: those after it were written after it.
-            read_by = self.last_timestamp or self.store.checkpoint_at
-            self.store.write(self.state.seal(), self.last_offset + 1, read_by=read_by)
+            # Read by the last record's time (those after it were written after it), or later.
+            read_by = max(self.last_timestamp or 0, self.store.checkpoint_at or 0, self.read_floor)
+            self.store.write(self.state.seal(), self.last_offset + 1, read_by=read_by or None)
             self.state.sealed_stored()
         self.before.clear()
         self.last_offset = self.first_timestamp = None

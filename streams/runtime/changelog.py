@@ -45,6 +45,9 @@ SETTLE_PAUSE_S = 0.05  # between two looks at a changelog holding a previous own
 # tests: a broker restarted under an open transaction aborted it before it knew the partitions'
 # leader, and skipped their markers ("these partitions are likely deleted already").
 HANGING_AFTER_S = 30.0
+# A store's records read longer ago than this may have missed a deletion (`stale`): the
+# changelog's TOMBSTONES_KEPT_MS, less room for clocks and for a restore's own time.
+STALE_AFTER_MS = TOMBSTONES_KEPT_MS - 4 * 3600 * 1000
 HANGING = (
     "%s: a transaction has been open for %.0fs, from offset %d: longer than any live transaction "
     "lasts, so it is hanging, and no reader of this partition can read past it. Abort it: "
@@ -74,21 +77,25 @@ def stale(store: Store, first: int, end: int, now_ms: int | None = None) -> str 
     """Why `store` cannot go on from its checkpoint in a changelog partition whose records
     span [first, end), or None when it can (or has no checkpoint: it starts at `first`).
 
-    The store's `checkpoint_at` is a time by which it had read every record written to the
-    changelog before (`Store.write`): records written since may include deletions, which the
-    changelog keeps TOMBSTONES_KEPT_MS once compacted. A store written before checkpoints had
-    a time is trusted, as it was then."""
+    The store's `checkpoint_at` is a time by which any deletion it has not read is still in
+    the changelog (`Store.write`), which keeps one TOMBSTONES_KEPT_MS once compacted: a store
+    that old (STALE_AFTER_MS, with room for clocks and the restore's own time), or of unknown
+    age, with records written since may have missed one. Every changelog write is transactional: the one offset after a batch's
+    last record is its commit marker, so a checkpoint one short of the end has nothing since."""
     checkpoint, read_by = store.checkpoint, store.checkpoint_at
     if checkpoint is None:
         return None
     if not first <= checkpoint <= end:  # the topic was recreated, or compacted past it
         return f"checkpoint {checkpoint} outside [{first}, {end}]"
+    if checkpoint >= end - 1:
+        return None
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    if checkpoint < end and read_by is not None and now_ms - read_by >= TOMBSTONES_KEPT_MS:
+    if read_by is None:
+        return f"records written since checkpoint {checkpoint}, which has no time"
+    if now_ms - read_by >= STALE_AFTER_MS:
         return (
-            f"records written since checkpoint {checkpoint} go back "
-            f"{(now_ms - read_by) / 3.6e6:.0f} h, longer than the changelog keeps a deletion "
-            f"({TOMBSTONES_KEPT_MS / 3.6e6:.0f} h)"
+            f"records written since checkpoint {checkpoint}, read by {(now_ms - read_by) / 3.6e6:.0f}"
+            f" h ago: a deletion among them may be gone ({TOMBSTONES_KEPT_MS / 3.6e6:.0f} h kept)"
         )
     return None
 
@@ -104,9 +111,13 @@ async def restore(consumer: AIOKafkaConsumer, store: Store, tp: TopicPartition) 
     if reason is not None:
         log.warning("%s: %s; restoring from scratch", tp, reason)
         raise StaleCheckpoint(tp)
+    if store.checkpoint is None:
+        # From the start, stamped now: a deletion not read yet is in the changelog a day from
+        # now at least (compaction removes the rows a deletion deletes before the deletion),
+        # so a restore cut short goes on from where it was, not from the start again.
+        store.write((), first)
     start = store.checkpoint
-    if start is None:
-        start = first
+    assert start is not None
     consumer.seek(tp, start)
     read = 0
     while await consumer.position(tp) < end:
@@ -155,11 +166,13 @@ class StaleCheckpoint(StreamsError, RuntimeError):
 
 def apply_records(store: Store, records: Sequence[Any]) -> None:
     """Write changelog records (of one partition, in order) to `store`, checkpoint included,
-    read by the last one's time: those after it were written after it."""
+    read by the last one's time (those after it were written after it), or by the store's
+    own if later: reading more never makes a deletion not read yet likelier to be gone."""
     changes = [
         (r.key, r.value, None if r.value is None else loads(r.value)) for r in records if r.key
     ]
-    store.write(changes, records[-1].offset + 1, read_by=records[-1].timestamp)
+    read_by = max(records[-1].timestamp, store.checkpoint_at or 0)
+    store.write(changes, records[-1].offset + 1, read_by=read_by)
 
 
 async def read_changelog(bootstrap: str, group: str) -> dict[str, dict[Any, Any]]:

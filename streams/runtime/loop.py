@@ -57,6 +57,9 @@ OPENING_TURNS_FOR_S = 2.0
 IDLE_MS = 100  # how long a round waits when nothing has arrived (records end the wait at once)
 PATIENCE = 300.0  # seconds a partition keeps trying to reach Kafka before the worker stops
 RETRY_PAUSE = 1.0
+# Commit failures in a row, over the patience, that stop the worker: a few far apart on a
+# quiet worker (a rolling restart of the brokers) are weather still.
+FAILURES_TO_STOP = 5
 
 # Python collects young objects every 700 net allocations by default, and walks older ones every
 # 10th and 100th time: a worker folding allocates millions of short-lived objects beside a large
@@ -109,8 +112,8 @@ class Loop(ConsumerRebalanceListener):
         self.stopping = False  # _stop() has begun: nothing more is opened
         self.committer: asyncio.Task[None] | None = None  # the round's commit in flight
         # Commit failures in a row (none more than PATIENCE apart, no success between): when
-        # the first and the last of them, by `clock`.
-        self._failing: tuple[float, float] | None = None
+        # the first and the last of them, by `clock`, and how many.
+        self._failing: tuple[float, float, int] | None = None
         self.clock = time.monotonic
         self._jobs: set[asyncio.Task[None]] = set()
         self.restoring = asyncio.Lock()
@@ -284,10 +287,11 @@ class Loop(ConsumerRebalanceListener):
             return
         now = self.clock()
         if self._failing is None or now - self._failing[1] > self.patience:
-            self._failing = (now, now)  # the first of a run of failures
+            self._failing = (now, now, 1)  # the first of a run of failures
         else:
-            self._failing = (self._failing[0], now)
-        if now - self._failing[0] > self.patience:
+            self._failing = (self._failing[0], now, self._failing[2] + 1)
+        first, _, failures = self._failing
+        if failures >= FAILURES_TO_STOP and now - first > self.patience:
             # Not weather that passes: Kafka refuses every commit (a record it will not take,
             # a topic it does not let this worker write...). Stop and say so, not reopen forever.
             self._halt(

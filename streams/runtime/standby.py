@@ -64,6 +64,7 @@ class Standby:
                 if start is None or stale(self.stores[p], firsts[tp], ends[tp]):
                     self.ready.discard(p)  # no answers from it until it has caught up again
                     self.stores[p].reset()  # no checkpoint, or one the changelog cannot go on from
+                    self.stores[p].write((), firsts[tp])  # from the start, now (`restore`)
                     start = firsts[tp]
                 self.consumer.seek(tp, start)
                 if start >= ends[tp]:

@@ -35,8 +35,8 @@ from streams.codec import dumps, loads
 __all__ = ["CACHE_SIZE", "POSITION", "Store", "store_key", "table_and_key", "table_prefix"]
 
 CHECKPOINT = b"\x01checkpoint"  # sorts after every table's keys (table names are text)
-# A time (ms) by which the state had read every changelog record written before it: records
-# written since may hold deletions the changelog keeps only so long (`changelog.stale`).
+# A time (ms) by which any deletion the state has not read is still in the changelog, which
+# keeps one only so long once compacted (`changelog.stale`).
 CHECKPOINT_AT = b"\x01checkpoint-at"
 # The source partition's offset this state has folded up to (the next record to fold): written
 # with the state in each batch's transaction, in the changelog as in the store. A row of no table
@@ -138,9 +138,9 @@ class Store:
         read_by: int | None = None,
     ) -> None:
         """Apply (key, encoded value or None for a deletion, decoded value) and move the
-        checkpoint, in one atomic write. `read_by`: a time (ms) by which the state had read
-        every changelog record written before; now unless given (the changelog's only writer,
-        or a reader at its end)."""
+        checkpoint, in one atomic write. `read_by`: a time (ms) by which any deletion the state
+        has not read is still in the changelog; now unless given (the changelog's only writer,
+        a reader at its end or starting from its beginning)."""
         batch = WriteBatch(raw_mode=True)
         for key, raw, value in changes:
             if raw is None:

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from rocksdict import Options, Rdict
 
-from streams.runtime.changelog import apply_records, stale
+from streams.runtime.changelog import STALE_AFTER_MS, apply_records, stale
 from streams.runtime.store import CHECKPOINT, Store, store_key
 from streams.topics import TOMBSTONES_KEPT_MS
 
@@ -20,7 +20,7 @@ def test_a_store_goes_on_from_a_checkpoint_inside_its_changelog(tmp_path: Path) 
     store = Store(tmp_path)
     try:
         assert stale(store, 0, 10, NOW) is None  # no checkpoint: from the first record
-        store.write([], 5, read_by=NOW - DAY + 1)
+        store.write([], 5, read_by=NOW - STALE_AFTER_MS + 1)
         assert stale(store, 0, 10, NOW) is None
     finally:
         store.close()
@@ -36,25 +36,27 @@ def test_a_checkpoint_the_changelog_does_not_hold_is_stale(tmp_path: Path) -> No
         store.close()
 
 
-def test_records_since_the_checkpoint_older_than_deletions_are_kept_make_it_stale(
-    tmp_path: Path,
-) -> None:
+def test_records_since_a_checkpoint_read_by_too_long_ago_make_it_stale(tmp_path: Path) -> None:
     # A deletion among them may have been compacted away: restored from the checkpoint, the
     # deleted row would come back.
     store = Store(tmp_path)
     try:
-        store.write([], 5, read_by=NOW - DAY)
+        store.write([], 5, read_by=NOW - STALE_AFTER_MS)
         assert stale(store, 0, 10, NOW) == (
-            "records written since checkpoint 5 go back 24 h, longer than the changelog keeps a "
-            "deletion (24 h)"
+            "records written since checkpoint 5, read by 20 h ago: a deletion among them may be "
+            "gone (24 h kept)"
         )
-        assert stale(store, 0, 5, NOW) is None  # nothing written since: nothing missed
+        # A quiet partition: only the last batch's commit marker after it, or nothing at all.
+        assert stale(store, 0, 6, NOW) is None
+        assert stale(store, 0, 5, NOW) is None
     finally:
         store.close()
 
 
-def test_a_checkpoint_written_before_checkpoints_had_a_time_is_trusted(tmp_path: Path) -> None:
-    options = Options(raw_mode=True)
+def test_a_checkpoint_without_a_time_is_trusted_only_with_nothing_written_since(
+    tmp_path: Path,
+) -> None:
+    options = Options(raw_mode=True)  # a store written before checkpoints had a time
     options.create_if_missing(True)
     old = Rdict(str(tmp_path), options)
     old[CHECKPOINT] = b"5"
@@ -62,7 +64,8 @@ def test_a_checkpoint_written_before_checkpoints_had_a_time_is_trusted(tmp_path:
     store = Store(tmp_path)
     try:
         assert store.checkpoint == 5 and store.checkpoint_at is None
-        assert stale(store, 0, 10, NOW) is None  # as before: no store rebuilt by an upgrade
+        assert stale(store, 0, 6, NOW) is None  # caught up at the upgrade: nothing rebuilt
+        assert stale(store, 0, 10, NOW) == "records written since checkpoint 5, which has no time"
     finally:
         store.close()
 
@@ -81,5 +84,18 @@ def test_changelog_records_applied_are_read_by_the_last_ones_time(tmp_path: Path
     try:
         assert (store.checkpoint, store.checkpoint_at) == (3, NOW - DAY + 2)
         assert stale(store, 0, 10, NOW + 2) is not None
+    finally:
+        store.close()
+
+
+def test_reading_more_never_moves_the_time_back(tmp_path: Path) -> None:
+    # A store read from the start is stamped when it began (`restore`): the old records at the
+    # head of a compacted changelog do not make it look stale when a restore is cut short.
+    store = Store(tmp_path)
+    try:
+        store.write([], 0, read_by=NOW)
+        old = [SimpleNamespace(key=store_key("t", "a"), value=b"1", offset=0, timestamp=NOW - DAY)]
+        apply_records(store, old)
+        assert (store.checkpoint, store.checkpoint_at) == (1, NOW)
     finally:
         store.close()

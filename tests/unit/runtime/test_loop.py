@@ -109,3 +109,7 @@ async def test_commit_failures_far_apart_are_weather_each_time(tmp_path: Path) -
         now[0] = at
         loop._commit_failed(KafkaError("NotLeaderForPartition"))
     assert loop.fatal is None
+    for at in (2200.0, 2490.0, 2780.0, 3070.0):  # a quiet worker, a rolling broker restart
+        now[0] = at
+        loop._commit_failed(KafkaError("NotLeaderForPartition"))
+    assert loop.fatal is None  # four failures in 870 s: weather still

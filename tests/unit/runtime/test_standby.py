@@ -11,7 +11,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
 from streams.runtime.standby import Standby
-from streams.runtime.store import Store
+from streams.runtime.store import Store, store_key
 from streams.topics import TOMBSTONES_KEPT_MS
 from tests.unit.runtime.configs import task_config
 
@@ -79,11 +79,12 @@ async def test_a_copy_whose_checkpoint_the_changelog_lacks_answers_nothing_until
     copy = standby(tmp_path)
     await copy.follow([0])
     assert copy.tables(0) is not None
-    copy.stores[0].write([], checkpoint=5)
+    copy.stores[0].write([(store_key("t", "a"), b"1", 1)], checkpoint=5)
     changelog.first, changelog.end = 10, 20  # compacted past it: restored from the start
     await copy.follow([0])
     assert changelog.seeks[0] == 10
-    assert copy.stores[0].checkpoint is None  # emptied
+    assert copy.stores[0].get(store_key("t", "a")) is None  # emptied
+    assert copy.stores[0].checkpoint == 10  # to be read from the start
     assert copy.tables(0) is None  # and not answering from the empty store
     await copy.stop()
 
