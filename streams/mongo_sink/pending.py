@@ -116,9 +116,9 @@ class Pending:
     def stored(self) -> None:
         """MongoDB holds the writes: the replica takes the changes and its new checkpoint."""
         if self.last_offset is not None:
-            # Read by the last record's time (those after it were written after it), or later.
-            read_by = max(self.last_timestamp or 0, self.store.checkpoint_at or 0, self.read_floor)
-            self.store.write(self.state.seal(), self.last_offset + 1, read_by=read_by or None)
+            # Read by the last record's time (those after it were written after it).
+            read_by = max(self.last_timestamp or 0, self.read_floor)
+            self.store.write(self.state.seal(), self.last_offset + 1, read_by=read_by)
             self.state.sealed_stored()
         self.before.clear()
         self.last_offset = self.first_timestamp = None

@@ -80,8 +80,9 @@ def stale(store: Store, first: int, end: int, now_ms: int | None = None) -> str 
     The store's `checkpoint_at` is a time by which any deletion it has not read is still in
     the changelog (`Store.write`), which keeps one TOMBSTONES_KEPT_MS once compacted: a store
     that old (STALE_AFTER_MS, with room for clocks and the restore's own time), or of unknown
-    age, with records written since may have missed one. Every changelog write is transactional: the one offset after a batch's
-    last record is its commit marker, so a checkpoint one short of the end has nothing since."""
+    age, with records written since may have missed one. Every changelog write is
+    transactional: the one offset after a batch's last record is its commit marker, so a
+    checkpoint one short of the end has nothing since."""
     checkpoint, read_by = store.checkpoint, store.checkpoint_at
     if checkpoint is None:
         return None
@@ -166,13 +167,11 @@ class StaleCheckpoint(StreamsError, RuntimeError):
 
 def apply_records(store: Store, records: Sequence[Any]) -> None:
     """Write changelog records (of one partition, in order) to `store`, checkpoint included,
-    read by the last one's time (those after it were written after it), or by the store's
-    own if later: reading more never makes a deletion not read yet likelier to be gone."""
+    read by the last one's time: those after it were written after it."""
     changes = [
         (r.key, r.value, None if r.value is None else loads(r.value)) for r in records if r.key
     ]
-    read_by = max(records[-1].timestamp, store.checkpoint_at or 0)
-    store.write(changes, records[-1].offset + 1, read_by=read_by)
+    store.write(changes, records[-1].offset + 1, read_by=records[-1].timestamp)
 
 
 async def read_changelog(bootstrap: str, group: str) -> dict[str, dict[Any, Any]]:

@@ -140,7 +140,8 @@ class Store:
         """Apply (key, encoded value or None for a deletion, decoded value) and move the
         checkpoint, in one atomic write. `read_by`: a time (ms) by which any deletion the state
         has not read is still in the changelog; now unless given (the changelog's only writer,
-        a reader at its end or starting from its beginning)."""
+        a reader at its end or starting from its beginning). Never moved back: reading more
+        never makes a deletion not read yet likelier to be gone."""
         batch = WriteBatch(raw_mode=True)
         for key, raw, value in changes:
             if raw is None:
@@ -150,7 +151,11 @@ class Store:
             if key in self.cache:  # kept current, not grown: a restore writes every key once
                 self.cache[key] = value
         if checkpoint is not None:
-            at = read_by if read_by is not None else int(time.time() * 1000)
+            at = (
+                int(time.time() * 1000)
+                if read_by is None
+                else max(read_by, self.checkpoint_at or 0)
+            )
             batch.put(CHECKPOINT, str(checkpoint).encode())
             batch.put(CHECKPOINT_AT, str(at).encode())
         self._db.write(batch, self._write)

@@ -3,9 +3,11 @@ time its checkpoint is read by."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from rocksdict import Options, Rdict
 
 from streams.runtime.changelog import STALE_AFTER_MS, apply_records, stale
@@ -16,41 +18,36 @@ NOW = 1_800_000_000_000  # ms
 DAY = TOMBSTONES_KEPT_MS
 
 
-def test_a_store_goes_on_from_a_checkpoint_inside_its_changelog(tmp_path: Path) -> None:
-    store = Store(tmp_path)
-    try:
-        assert stale(store, 0, 10, NOW) is None  # no checkpoint: from the first record
-        store.write([], 5, read_by=NOW - STALE_AFTER_MS + 1)
-        assert stale(store, 0, 10, NOW) is None
-    finally:
-        store.close()
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path)
+    yield s
+    s.close()
 
 
-def test_a_checkpoint_the_changelog_does_not_hold_is_stale(tmp_path: Path) -> None:
-    store = Store(tmp_path)
-    try:
-        store.write([], 5, read_by=NOW)
-        assert stale(store, 6, 10, NOW) == "checkpoint 5 outside [6, 10]"  # compacted past it
-        assert stale(store, 0, 4, NOW) == "checkpoint 5 outside [0, 4]"  # the topic recreated
-    finally:
-        store.close()
+def test_a_store_goes_on_from_a_checkpoint_inside_its_changelog(store: Store) -> None:
+    assert stale(store, 0, 10, NOW) is None  # no checkpoint: from the first record
+    store.write([], 5, read_by=NOW - STALE_AFTER_MS + 1)
+    assert stale(store, 0, 10, NOW) is None
 
 
-def test_records_since_a_checkpoint_read_by_too_long_ago_make_it_stale(tmp_path: Path) -> None:
+def test_a_checkpoint_the_changelog_does_not_hold_is_stale(store: Store) -> None:
+    store.write([], 5, read_by=NOW)
+    assert stale(store, 6, 10, NOW) == "checkpoint 5 outside [6, 10]"  # compacted past it
+    assert stale(store, 0, 4, NOW) == "checkpoint 5 outside [0, 4]"  # the topic recreated
+
+
+def test_records_since_a_checkpoint_read_by_too_long_ago_make_it_stale(store: Store) -> None:
     # A deletion among them may have been compacted away: restored from the checkpoint, the
     # deleted row would come back.
-    store = Store(tmp_path)
-    try:
-        store.write([], 5, read_by=NOW - STALE_AFTER_MS)
-        assert stale(store, 0, 10, NOW) == (
-            "records written since checkpoint 5, read by 20 h ago: a deletion among them may be "
-            "gone (24 h kept)"
-        )
-        # A quiet partition: only the last batch's commit marker after it, or nothing at all.
-        assert stale(store, 0, 6, NOW) is None
-        assert stale(store, 0, 5, NOW) is None
-    finally:
-        store.close()
+    store.write([], 5, read_by=NOW - STALE_AFTER_MS)
+    assert stale(store, 0, 10, NOW) == (
+        "records written since checkpoint 5, read by 20 h ago: a deletion among them may be "
+        "gone (24 h kept)"
+    )
+    # A quiet partition: only the last batch's commit marker after it, or nothing at all.
+    assert stale(store, 0, 6, NOW) is None
+    assert stale(store, 0, 5, NOW) is None
 
 
 def test_a_checkpoint_without_a_time_is_trusted_only_with_nothing_written_since(
@@ -88,14 +85,10 @@ def test_changelog_records_applied_are_read_by_the_last_ones_time(tmp_path: Path
         store.close()
 
 
-def test_reading_more_never_moves_the_time_back(tmp_path: Path) -> None:
+def test_reading_more_never_moves_the_time_back(store: Store) -> None:
     # A store read from the start is stamped when it began (`restore`): the old records at the
     # head of a compacted changelog do not make it look stale when a restore is cut short.
-    store = Store(tmp_path)
-    try:
-        store.write([], 0, read_by=NOW)
-        old = [SimpleNamespace(key=store_key("t", "a"), value=b"1", offset=0, timestamp=NOW - DAY)]
-        apply_records(store, old)
-        assert (store.checkpoint, store.checkpoint_at) == (1, NOW)
-    finally:
-        store.close()
+    store.write([], 0, read_by=NOW)
+    old = [SimpleNamespace(key=store_key("t", "a"), value=b"1", offset=0, timestamp=NOW - DAY)]
+    apply_records(store, old)
+    assert (store.checkpoint, store.checkpoint_at) == (1, NOW)
